@@ -1,0 +1,151 @@
+"""Finding photo/sketch pairs on disk, the validation split, and the augmented training batches."""
+
+from __future__ import annotations
+
+import csv
+import random
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from PIL import Image
+
+from .config import SketchConfig
+from .errors import SketchifyError
+from .images import IMAGE_SUFFIXES, load_photo
+
+
+@dataclass(frozen=True)
+class Pair:
+    name: str
+    photo: Path
+    sketch: Path | None  # None for unpaired photos
+    style: int
+
+
+def image_files(folder: Path) -> dict[str, Path]:
+    return {p.stem: p for p in sorted(folder.iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()}
+
+
+def find_pairs(data: str | Path, config: SketchConfig, default_style: str | None = None) -> list[Pair]:
+    """DATA/photos/X.* and DATA/sketches/X.* with one stem; styles from DATA/styles.csv (name,style) if present."""
+    data = Path(data)
+    photos_dir, sketches_dir = data / "photos", data / "sketches"
+    for d in (photos_dir, sketches_dir):
+        if not d.is_dir():
+            raise SketchifyError(f"{data}: expected folders photos/ and sketches/ with matching file names ({d.name}/ is missing)")
+    photos, sketches = image_files(photos_dir), image_files(sketches_dir)
+    styles = read_styles(data / "styles.csv", config)
+    fallback = config.style_index(default_style)
+    pairs = [Pair(n, photos[n], sketches[n], styles.get(n, fallback)) for n in sorted(photos.keys() & sketches.keys())]
+    if not pairs:
+        raise SketchifyError(f"{data}: no photo/sketch pairs with matching names in photos/ and sketches/")
+    return pairs
+
+
+def find_photos(folder: str | Path, config: SketchConfig) -> list[Pair]:
+    """Photos with no sketch (for the reference-free contour loss); each is drawn in a random style."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise SketchifyError(f"{folder}: no such folder")
+    return [Pair(n, p, None, -1) for n, p in image_files(folder).items()]
+
+
+def read_styles(path: Path, config: SketchConfig) -> dict[str, int]:
+    if not path.exists():
+        return {}
+    with path.open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    if rows and not {"name", "style"} <= set(rows[0]):
+        raise SketchifyError(f"{path}: needs the columns name,style")
+    try:
+        return {r["name"]: config.style_index(r["style"].strip()) for r in rows}
+    except SketchifyError as e:
+        raise SketchifyError(f"{path}: {e}") from None
+
+
+def is_validation(name: str, fraction: float) -> bool:
+    """A fixed split by a hash of the name: stable across runs, machines and added data."""
+    return zlib.crc32(name.encode()) % 1000 < fraction * 1000
+
+
+def split(pairs: list[Pair], fraction: float) -> tuple[list[Pair], list[Pair]]:
+    val = [p for p in pairs if is_validation(p.name, fraction)]
+    train = [p for p in pairs if not is_validation(p.name, fraction)]
+    return train, val
+
+
+def to_tensor(img: Image.Image) -> torch.Tensor:
+    """PIL image -> float tensor (C, H, W) in [0, 1]."""
+    t = torch.frombuffer(bytearray(img.tobytes()), dtype=torch.uint8)
+    return t.view(img.height, img.width, len(img.getbands())).permute(2, 0, 1).float() / 255
+
+
+def resize_short(img: Image.Image, short: int) -> Image.Image:
+    s = short / min(img.size)
+    return img.resize((max(short, round(img.width * s)), max(short, round(img.height * s))), Image.BICUBIC)
+
+
+class SketchDataset(torch.utils.data.Dataset):
+    """Pairs decoded once and held in memory at the load size; each item is a fresh random crop."""
+
+    def __init__(self, pairs: list[Pair], config: SketchConfig, *, augment: bool):
+        self.pairs, self.config, self.augment = pairs, config, augment
+        self.images = [self._load(p) for p in pairs]
+
+    def _load(self, pair: Pair) -> tuple[torch.Tensor, torch.Tensor | None]:
+        photo = load_photo(pair.photo)
+        size = self.config.load_size
+        sketch = None
+        if pair.sketch is not None:
+            sk = load_photo(pair.sketch).convert("L").resize(photo.size, Image.BICUBIC)
+            sketch = (to_tensor(resize_short(sk, size)) * 255).to(torch.uint8)
+        return (to_tensor(resize_short(photo, size)) * 255).to(torch.uint8), sketch
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor, int]:
+        photo, sketch = self.images[i]
+        style = self.pairs[i].style
+        if style < 0:
+            style = random.randrange(len(self.config.styles))
+        both = photo if sketch is None else torch.cat([photo, sketch])
+        both = both.float() / 255
+        s = self.config.image_size
+        if self.augment:
+            both = self._random_crop(both, s)
+            if random.random() < 0.5:
+                both = both.flip(-1)
+        else:
+            both = center_crop(both, s)
+        photo = both[:3]
+        if self.augment:
+            photo = jitter(photo)
+        sketch = both[3:] if sketch is not None else torch.full_like(both[:1], -1)  # -1 marks "no sketch"
+        return photo, sketch, style
+
+    def _random_crop(self, x: torch.Tensor, s: int) -> torch.Tensor:
+        # a small random zoom, then a crop: the model sees faces at slightly different scales
+        scale = random.uniform(0.9, 1.15)
+        h, w = x.shape[-2:]
+        nh, nw = max(s, round(h * scale)), max(s, round(w * scale))
+        x = torch.nn.functional.interpolate(x[None], size=(nh, nw), mode="bilinear", align_corners=False)[0]
+        top, left = random.randint(0, nh - s), random.randint(0, nw - s)
+        return x[:, top:top + s, left:left + s]
+
+
+def center_crop(x: torch.Tensor, s: int) -> torch.Tensor:
+    h, w = x.shape[-2:]
+    top, left = (h - s) // 2, (w - s) // 2
+    return x[:, top:top + s, left:left + s]
+
+
+def jitter(photo: torch.Tensor) -> torch.Tensor:
+    """Brightness, contrast and saturation jitter of +-20%, on the photo only."""
+    b, c, s = (random.uniform(0.8, 1.2) for _ in range(3))
+    grey = (photo * torch.tensor([0.299, 0.587, 0.114]).view(3, 1, 1)).sum(0, keepdim=True)
+    photo = grey + (photo - grey) * s
+    photo = photo.mean() + (photo - photo.mean()) * c
+    return (photo * b).clamp(0, 1)

@@ -1,0 +1,148 @@
+"""Sketcher: the library entry point. Photo in, sketch out, at the photo's size."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from .data import to_tensor
+from .device import pick_device
+from .errors import SketchifyError
+from .images import load_photo
+from .model import CONFIG_NAME, SketchModel
+
+DEFAULT_MAX_SIDE = 1024  # larger photos are drawn at this size, then scaled up: strokes keep a pencil's width
+TILE = 512  # working images larger than TILE x TILE run tile by tile, so memory stays flat
+OVERLAP = 64  # context each tile borrows from its neighbours; more than the model's reach, so no seams
+
+
+def default_weights() -> Path:
+    """The shipped model: sketchify/weights in an installed package, weights/ in a source checkout."""
+    here = Path(__file__).resolve().parent
+    for folder in (here / "weights", here.parent / "weights"):
+        if (folder / CONFIG_NAME).is_file():
+            return folder
+    raise SketchifyError("the default weights are missing from this installation; pass --weights FOLDER")
+
+
+class Sketcher:
+    """Turns photos into sketches with a trained model.
+
+    >>> sketcher = Sketcher.from_pretrained()            # the shipped weights
+    >>> sketch = sketcher.sketch(photo, style="bold-ink")  # a PIL image, the photo's size
+    >>> variants = sketcher.samples(photo, n=4, seed=0)
+    """
+
+    def __init__(self, model: SketchModel, *, device: torch.device | str = "cpu", max_side: int = DEFAULT_MAX_SIDE):
+        self.device = torch.device(device)
+        self.model = model.to(self.device).eval()
+        self.config = model.config
+        self.max_side = max_side
+
+    @classmethod
+    def from_pretrained(cls, source: str | Path | None = None, *, device: str = "auto",
+                        max_side: int = DEFAULT_MAX_SIDE) -> "Sketcher":
+        """Load a model folder, a Hub repo id, or (None) the shipped default weights."""
+        dev = pick_device(device)
+        model = SketchModel.from_pretrained(source if source is not None else default_weights(), device=dev)
+        return cls(model, device=dev, max_side=max_side)
+
+    @property
+    def styles(self) -> tuple[str, ...]:
+        return self.config.styles
+
+    def sketch(self, image: Image.Image | str | Path, *, style: str | None = None, seed: int | None = None,
+               temperature: float = 0.0) -> Image.Image:
+        """One sketch. temperature 0 gives the mean sketch; above 0, a sample (repeatable with seed)."""
+        return self.sketch_batch([image], style=style, seed=seed, temperature=temperature)[0]
+
+    def sketch_batch(self, images: list, *, style: str | None = None, seed: int | None = None,
+                     temperature: float = 0.0) -> list[Image.Image]:
+        """Sketches of several photos; photos of one size run as one batch."""
+        photos = [as_photo(im) for im in images]
+        results: list[Image.Image | None] = [None] * len(photos)
+        groups: dict[tuple[int, int], list[int]] = {}
+        for i, p in enumerate(photos):
+            groups.setdefault(self._work_size(p), []).append(i)
+        for size, idx in groups.items():
+            x = torch.stack([to_tensor(fit(photos[i], size)) for i in idx])
+            eps = [self._noise(x.shape, seed) for _ in idx] if temperature > 0 else None
+            out = self._draw(x, style, temperature, eps)
+            for j, i in enumerate(idx):
+                results[i] = to_image(out[j], photos[i].size)
+        return results
+
+    def samples(self, image: Image.Image | str | Path, n: int, *, style: str | None = None, seed: int | None = None,
+                temperature: float = 1.0) -> list[Image.Image]:
+        """n different sketches of one photo: n draws of eps around the same encoded photo."""
+        photo = as_photo(image)
+        x = to_tensor(fit(photo, self._work_size(photo)))[None]
+        gen = torch.Generator().manual_seed(seed) if seed is not None else None
+        eps = [self._noise(x.shape, None, gen) for _ in range(n)]
+        return [to_image(self._draw(x, style, temperature, [e])[0], photo.size) for e in eps]
+
+    # helpers
+
+    def _work_size(self, photo: Image.Image) -> tuple[int, int]:
+        w, h = photo.size
+        if self.max_side and max(w, h) > self.max_side:
+            s = self.max_side / max(w, h)
+            w, h = max(1, round(w * s)), max(1, round(h * s))
+        return w, h
+
+    def _noise(self, shape, seed: int | None, gen: torch.Generator | None = None) -> torch.Tensor:
+        """eps for one photo, drawn on the CPU so that a seed gives the same sketch on any device."""
+        if gen is None and seed is not None:
+            gen = torch.Generator().manual_seed(seed)
+        s = self.config.stride
+        _, _, h, w = shape
+        return torch.randn(self.config.latent_channels, -(-h // s), -(-w // s), generator=gen)
+
+    @torch.inference_mode()
+    def _draw(self, x: torch.Tensor, style, temperature: float, eps: list[torch.Tensor] | None) -> torch.Tensor:
+        """(N, 3, H, W) photos -> (N, 1, H, W) sketches: padded to the stride, tiled if large, cropped back."""
+        n, _, h, w = x.shape
+        s = self.config.stride
+        ph, pw = -(-h // s) * s - h, -(-w // s) * s - w
+        x = F.pad(x, (0, pw, 0, ph), mode="replicate") if ph or pw else x
+        styles = torch.full((n,), self.config.style_index(style), dtype=torch.long)
+        e = torch.stack(eps) if eps is not None else None
+        out = torch.empty(n, 1, h + ph, w + pw)
+        for (t0, t1, l0, l1), (ct0, ct1, cl0, cl1) in tiles(h + ph, w + pw):
+            crop_eps = e[:, :, t0 // s:t1 // s, l0 // s:l1 // s].to(self.device) if e is not None else None
+            y = self.model(x[:, :, t0:t1, l0:l1].to(self.device), styles.to(self.device), temperature, crop_eps)
+            out[:, :, t0 + ct0:t0 + ct1, l0 + cl0:l0 + cl1] = y[:, :, ct0:ct1, cl0:cl1].float().cpu()
+        return out[:, :, :h, :w]
+
+
+def tiles(h: int, w: int, tile: int = TILE, overlap: int = OVERLAP):
+    """Yield (tile with its context) and (the part of it to keep), covering an h x w image exactly once."""
+    for top in range(0, h, tile):
+        for left in range(0, w, tile):
+            t0, l0 = max(top - overlap, 0), max(left - overlap, 0)
+            t1, l1 = min(top + tile + overlap, h), min(left + tile + overlap, w)
+            keep = (top - t0, min(top + tile, h) - t0, left - l0, min(left + tile, w) - l0)
+            yield (t0, t1, l0, l1), keep
+
+
+def as_photo(image) -> Image.Image:
+    if isinstance(image, (str, Path)):
+        return load_photo(image)
+    if not isinstance(image, Image.Image):
+        raise SketchifyError(f"expected a PIL image or a path, got {type(image).__name__}")
+    from .images import to_rgb
+
+    return to_rgb(image)
+
+
+def fit(photo: Image.Image, size: tuple[int, int]) -> Image.Image:
+    return photo if photo.size == size else photo.resize(size, Image.BICUBIC, reducing_gap=3.0)
+
+
+def to_image(sketch: torch.Tensor, size: tuple[int, int]) -> Image.Image:
+    """(1, h, w) in [0, 1] -> greyscale PIL image at the photo's size."""
+    img = Image.fromarray((sketch[0].clamp(0, 1) * 255).round().byte().numpy(), "L")
+    return img if img.size == size else img.resize(size, Image.BICUBIC)

@@ -1,0 +1,214 @@
+"""The hybrid VAE-GAN: encoder E, generator G, patch discriminator D, and the saved model folder."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .config import SketchConfig
+from .errors import SketchifyError
+
+CONFIG_NAME = "config.json"
+WEIGHTS_NAME = "model.safetensors"
+
+# helpers
+
+
+def act() -> nn.Module:
+    return nn.LeakyReLU(0.2, inplace=True)
+
+
+def reparameterize(mu: torch.Tensor, logvar: torch.Tensor, temperature: float = 1.0,
+                   eps: torch.Tensor | None = None) -> torch.Tensor:
+    """z = mu + t * sigma * eps, eps ~ N(0, I): the sample stays differentiable in mu and sigma."""
+    if temperature == 0:
+        return mu
+    if eps is None:
+        eps = torch.randn_like(mu)
+    return mu + temperature * torch.exp(0.5 * logvar) * eps
+
+
+# classes
+
+
+class StyleResBlock(nn.Module):
+    """Residual block whose features are scaled and shifted per style (FiLM)."""
+
+    def __init__(self, *, channels: int, style_dim: int):
+        super().__init__()
+        self.conv1 = nn.Conv2d(channels, channels, 3, padding=1)
+        self.conv2 = nn.Conv2d(channels, channels, 3, padding=1)
+        self.film = nn.Linear(style_dim, 2 * channels)
+        self.act = act()
+
+    def forward(self, x: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
+        scale, shift = self.film(style)[:, :, None, None].chunk(2, dim=1)
+        h = self.act(self.conv1(x) * (1 + scale) + shift)
+        return x + self.conv2(h)
+
+
+class Encoder(nn.Module):
+    """Photo (and style) -> mu, log sigma^2 of a latent map at 1/4 of the photo's size."""
+
+    def __init__(self, *, channels: int, latent_channels: int, style_dim: int, blocks: int):
+        super().__init__()
+        self.stem = nn.Sequential(
+            nn.Conv2d(3, channels // 4, 3, padding=1), act(),
+            nn.Conv2d(channels // 4, channels // 2, 4, stride=2, padding=1), act(),
+            nn.Conv2d(channels // 2, channels, 4, stride=2, padding=1), act(),
+        )
+        self.blocks = nn.ModuleList(StyleResBlock(channels=channels, style_dim=style_dim) for _ in range(blocks))
+        self.to_stats = nn.Conv2d(channels, 2 * latent_channels, 3, padding=1)
+
+    def forward(self, photo: torch.Tensor, style: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        h = self.stem(photo * 2 - 1)
+        for block in self.blocks:
+            h = block(h, style)
+        mu, logvar = self.to_stats(h).chunk(2, dim=1)
+        return mu, logvar.clamp(-10, 4)  # keep sigma finite early in training
+
+
+class Generator(nn.Module):
+    """Latent map (and style) -> one-channel sketch in [0, 1], white paper = 1. No skip from the photo."""
+
+    def __init__(self, *, channels: int, latent_channels: int, style_dim: int, blocks: int):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(latent_channels, channels, 3, padding=1), act())
+        self.blocks = nn.ModuleList(StyleResBlock(channels=channels, style_dim=style_dim) for _ in range(blocks))
+        self.up = nn.Sequential(
+            nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(channels, channels // 2, 3, padding=1), act(),
+            nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(channels // 2, channels // 4, 3, padding=1), act(),
+            nn.Conv2d(channels // 4, 1, 3, padding=1),
+        )
+
+    def forward(self, z: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
+        h = self.stem(z)
+        for block in self.blocks:
+            h = block(h, style)
+        return torch.sigmoid(self.up(h) + 2.0)  # start near white paper
+
+
+class PatchDiscriminator(nn.Module):
+    """Judges (photo, sketch) pairs patch by patch (PatchGAN)."""
+
+    def __init__(self, *, channels: int, layers: int):
+        super().__init__()
+        mods: list[nn.Module] = [nn.Conv2d(4, channels, 4, stride=2, padding=1), act()]
+        c = channels
+        for _ in range(layers - 1):
+            mods += [nn.Conv2d(c, 2 * c, 4, stride=2, padding=1), nn.InstanceNorm2d(2 * c), act()]
+            c *= 2
+        mods += [nn.Conv2d(c, 1, 3, padding=1)]
+        self.net = nn.Sequential(*mods)
+
+    def forward(self, photo: torch.Tensor, sketch: torch.Tensor) -> torch.Tensor:
+        return self.net(torch.cat([photo * 2 - 1, sketch * 2 - 1], dim=1))
+
+
+class SketchModel(nn.Module):
+    """Encoder + generator + style codes: everything inference needs, saved as a model folder."""
+
+    def __init__(self, config: SketchConfig):
+        super().__init__()
+        self.config = config
+        c = config
+        self.style_embedding = nn.Embedding(len(c.styles), c.style_dim)
+        self.encoder = Encoder(channels=c.channels, latent_channels=c.latent_channels,
+                               style_dim=c.style_dim, blocks=c.encoder_blocks)
+        self.generator = Generator(channels=c.channels, latent_channels=c.latent_channels,
+                                   style_dim=c.style_dim, blocks=c.generator_blocks)
+
+    def encode(self, photo: torch.Tensor, style: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.encoder(photo, self.style_embedding(style))
+
+    def decode(self, z: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
+        return self.generator(z, self.style_embedding(style))
+
+    def forward(self, photo: torch.Tensor, style: torch.Tensor, temperature: float = 1.0,
+                eps: torch.Tensor | None = None) -> torch.Tensor:
+        """Photo batch (N, 3, H, W) in [0, 1], H and W multiples of 4 -> sketch batch (N, 1, H, W).
+
+        eps (N, latent_channels, H/4, W/4) fixes the noise; by default it is drawn fresh.
+        """
+        mu, logvar = self.encode(photo, style)
+        return self.decode(reparameterize(mu, logvar, temperature, eps), style)
+
+    # the model folder: config.json + model.safetensors, as huggingface_hub lays it out
+
+    def save_pretrained(self, folder: str | Path) -> None:
+        from safetensors.torch import save_file
+
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        state = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
+        _atomic(folder / WEIGHTS_NAME, lambda p: save_file(state, str(p), metadata={"format": "pt"}))
+        _atomic(folder / CONFIG_NAME, lambda p: self.config.save(p))
+
+    @classmethod
+    def from_pretrained(cls, source: str | Path, *, device: str | torch.device = "cpu") -> "SketchModel":
+        folder = resolve_model_folder(source)
+        config = SketchConfig.load(folder / CONFIG_NAME)
+        model = cls(config)
+        model.load_state_dict(load_weights(folder / WEIGHTS_NAME), strict=True)
+        return model.to(device).eval()
+
+    def load_state_dict(self, state, strict: bool = True, assign: bool = False):
+        """Strict by default, with a one-line error instead of PyTorch's multi-line one."""
+        own = self.state_dict()
+        missing = sorted(set(own) - set(state))
+        unexpected = sorted(set(state) - set(own))
+        wrong = sorted(k for k in set(own) & set(state) if own[k].shape != state[k].shape)
+        if strict and (missing or unexpected or wrong):
+            parts = []
+            if missing:
+                parts.append(f"missing {len(missing)} tensors (e.g. {missing[0]})")
+            if unexpected:
+                parts.append(f"{len(unexpected)} unexpected tensors (e.g. {unexpected[0]})")
+            if wrong:
+                k = wrong[0]
+                parts.append(f"{k} has shape {tuple(state[k].shape)}, config wants {tuple(own[k].shape)}")
+            raise SketchifyError("weights do not match config.json: " + "; ".join(parts))
+        return super().load_state_dict(state, strict=strict, assign=assign)
+
+
+def load_weights(path: Path) -> dict[str, torch.Tensor]:
+    """Read a safetensors file (never a pickle): a bad file is an error, never code execution."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    if not path.is_file():
+        raise SketchifyError(f"{path}: missing; a model folder holds config.json and model.safetensors")
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError, ValueError, RuntimeError) as e:
+        raise SketchifyError(f"{path}: not a readable safetensors file ({str(e).splitlines()[0]})") from None
+
+
+def resolve_model_folder(source: str | Path) -> Path:
+    """A local folder as it is; otherwise a Hugging Face Hub repo id ("user/name"), downloaded once."""
+    path = Path(source).expanduser()
+    if path.exists():
+        if not path.is_dir():
+            raise SketchifyError(f"{path}: not a model folder (expected a folder with {CONFIG_NAME} and {WEIGHTS_NAME})")
+        if not (path / CONFIG_NAME).exists() and not (path / WEIGHTS_NAME).exists():
+            raise SketchifyError(f"{path}: not a model folder (no {CONFIG_NAME} or {WEIGHTS_NAME})")
+        return path
+    text = str(source)
+    if text.count("/") != 1 or text.startswith((".", "/", "~")):
+        raise SketchifyError(f"{source}: no such model folder")
+    from huggingface_hub import snapshot_download
+
+    try:
+        return Path(snapshot_download(text, allow_patterns=[CONFIG_NAME, WEIGHTS_NAME, "README.md"]))
+    except Exception as e:  # the hub raises many kinds; all mean "could not get it"
+        raise SketchifyError(f"{source}: not a local folder and could not be fetched from the Hub ({type(e).__name__})") from None
+
+
+def _atomic(path: Path, write) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    write(tmp)
+    tmp.replace(path)

@@ -1,0 +1,280 @@
+"""The training loop: encoder + generator against a patch discriminator, on photo/sketch pairs.
+
+Runs on one CPU or GPU, or under `torchrun --nproc_per_node N` (DistributedDataParallel).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+import torch.nn as nn
+import torch.nn.functional as F
+from PIL import Image
+
+from .checkpoint import read_checkpoint, restore, save_checkpoint
+from .config import SketchConfig
+from .device import pick_device
+from .data import SketchDataset, find_pairs, find_photos, split
+from .errors import SketchifyError
+from .losses import GANLoss, contour_target, diversity_hinge, edge_l1, kl_divergence
+from .model import CONFIG_NAME, WEIGHTS_NAME, PatchDiscriminator, SketchModel, reparameterize
+
+CHECKPOINT = "checkpoint.safetensors"
+
+
+@dataclass
+class TrainOptions:
+    data: list[Path]
+    run: Path
+    config: SketchConfig
+    unpaired: Path | None = None
+    default_style: str | None = None
+    resume: bool = False
+    overwrite: bool = False
+    device: str = "auto"
+    time_limit_min: float | None = None  # stop (and export) after the epoch that passes this
+    progress: bool = True
+    log: callable = print
+
+
+class GeneratorForward(nn.Module):
+    """One forward() for the generator side of a step, so that DistributedDataParallel can wrap it.
+
+    Encodes paired and unpaired photos together, then decodes two latents per paired photo
+    (for the diversity term) and one per unpaired photo.
+    """
+
+    def __init__(self, model: SketchModel):
+        super().__init__()
+        self.model = model
+
+    def forward(self, photo, style, n_paired: int):
+        mu, logvar = self.model.encode(photo, style)
+        z1 = reparameterize(mu, logvar)
+        z2 = reparameterize(mu[:n_paired], logvar[:n_paired])
+        fakes = self.model.decode(torch.cat([z1, z2]), torch.cat([style, style[:n_paired]]))
+        return fakes[:len(photo)], fakes[len(photo):], mu, logvar
+
+
+def train(opts: TrainOptions) -> Path:
+    """Train, checkpoint each epoch, and export RUN/model; returns that model folder."""
+    cfg = opts.config
+    distributed = "RANK" in os.environ and "WORLD_SIZE" in os.environ
+    rank, world = 0, 1
+    if distributed:
+        backend = "nccl" if torch.cuda.is_available() else "gloo"
+        dist.init_process_group(backend)
+        rank, world = dist.get_rank(), dist.get_world_size()
+    device = pick_device(opts.device, local_rank=int(os.environ.get("LOCAL_RANK", 0)))
+    main = rank == 0
+    log = opts.log if main else (lambda *a, **k: None)
+
+    run = opts.run
+    ckpt_path = run / CHECKPOINT
+    start_epoch = 0
+    resume_state = None
+    if opts.resume:
+        if not ckpt_path.exists():
+            raise SketchifyError(f"{ckpt_path}: no checkpoint to resume from")
+        cfg, start_epoch, tensors, meta = read_checkpoint(ckpt_path)
+        resume_state = (tensors, meta)
+    elif (run / "model" / WEIGHTS_NAME).exists() or ckpt_path.exists():
+        if not opts.overwrite:
+            raise SketchifyError(f"{run}: already holds a training run; pass --resume to continue it or --overwrite to start again")
+
+    torch.manual_seed(cfg.seed + rank)
+    random.seed(cfg.seed + rank)
+
+    pairs = [p for d in opts.data for p in find_pairs(d, cfg, opts.default_style)]
+    train_pairs, val_pairs = split(pairs, cfg.val_fraction)
+    if not train_pairs:
+        raise SketchifyError("no training pairs left after the validation split; add more pairs")
+    log(f"{len(train_pairs)} training pairs, {len(val_pairs)} held out for validation")
+    train_set = SketchDataset(train_pairs, cfg, augment=True)
+    val_set = SketchDataset(val_pairs[:8] or train_pairs[:8], cfg, augment=False)
+    unpaired_set = None
+    if opts.unpaired is not None and cfg.unpaired_weight > 0:
+        unpaired_set = SketchDataset(find_photos(opts.unpaired, cfg), cfg, augment=True)
+        log(f"{len(unpaired_set)} unpaired photos for the contour loss")
+
+    sampler = torch.utils.data.DistributedSampler(train_set, shuffle=True, seed=cfg.seed) if distributed else None
+    loader = torch.utils.data.DataLoader(train_set, batch_size=cfg.batch_size, shuffle=sampler is None,
+                                         sampler=sampler, drop_last=len(train_set) >= cfg.batch_size * world)
+    unpaired_iter = cycle(torch.utils.data.DataLoader(unpaired_set, batch_size=cfg.unpaired_batch_size, shuffle=True)) \
+        if unpaired_set else None
+
+    model = SketchModel(cfg).to(device)
+    disc = PatchDiscriminator(channels=cfg.disc_channels, layers=cfg.disc_layers).to(device)
+    opt_g = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=(0.5, 0.999))
+    opt_d = torch.optim.Adam(disc.parameters(), lr=cfg.lr, betas=(0.5, 0.999))
+    modules, optimizers = {"model": model, "disc": disc}, {"opt_g": opt_g, "opt_d": opt_d}
+    if resume_state:
+        restore(ckpt_path, *resume_state, modules=modules, optimizers=optimizers)
+        log(f"resumed from {ckpt_path} after epoch {start_epoch}")
+
+    g_step, d_step = GeneratorForward(model), disc
+    if distributed:
+        ids = [device.index] if device.type == "cuda" else None
+        g_step = nn.parallel.DistributedDataParallel(g_step, device_ids=ids)
+        d_step = nn.parallel.DistributedDataParallel(disc, device_ids=ids)
+    # bf16 autocast on GPUs: mixed precision without a loss scaler
+    amp = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else torch.autocast("cpu", enabled=False)
+    gan = GANLoss()
+
+    if main:
+        run.mkdir(parents=True, exist_ok=True)
+        (run / "samples").mkdir(exist_ok=True)
+        cfg.save(run / CONFIG_NAME)
+    started = time.monotonic()
+    epoch = start_epoch
+    for epoch in range(start_epoch + 1, cfg.epochs + 1):
+        if sampler is not None:
+            sampler.set_epoch(epoch)
+        lr = cfg.lr * lr_factor(epoch, cfg.epochs)
+        for opt in (opt_g, opt_d):
+            for group in opt.param_groups:
+                group["lr"] = lr
+        model.train()
+        totals: dict[str, float] = {}
+        with progress_bar(opts.progress and main, f"epoch {epoch}/{cfg.epochs}", len(loader)) as advance:
+            for photo, sketch, style in loader:
+                photo, sketch, style = photo.to(device), sketch.to(device), style.to(device)
+                n = len(photo)
+                if unpaired_iter is not None:
+                    u_photo, _, u_style = next(unpaired_iter)
+                    photo_all = torch.cat([photo, u_photo.to(device)])
+                    style_all = torch.cat([style, u_style.to(device)])
+                else:
+                    photo_all, style_all = photo, style
+
+                # generator and encoder: reconstruct, stay close to the prior, fool D, stay diverse
+                with amp:
+                    fake_all, fake2, mu, logvar = g_step(photo_all, style_all, n)
+                    fake1 = fake_all[:n]
+                    fakes = torch.cat([fake1, fake2]).float()
+                    losses = {
+                        "l1": F.l1_loss(fake1.float(), sketch),
+                        "edge": edge_l1(fake1.float(), sketch),
+                        "kl": kl_divergence(mu.float(), logvar.float()),
+                        "adv": gan(d_step(photo.repeat(2, 1, 1, 1), fakes), True),
+                        "div": diversity_hinge(fake1.float(), fake2.float(), cfg.diversity_margin),
+                    }
+                    if len(fake_all) > n:
+                        u_fake, u_photo = fake_all[n:].float(), photo_all[n:]
+                        losses["contour"] = F.l1_loss(u_fake, contour_target(u_photo))
+                loss_g = (cfg.l1_weight * losses["l1"] + cfg.edge_weight * losses["edge"]
+                          + cfg.kl_weight * losses["kl"] + cfg.adv_weight * losses["adv"]
+                          + cfg.diversity_weight * losses["div"]
+                          + cfg.unpaired_weight * losses.get("contour", torch.zeros((), device=device)))
+                check_finite(loss_g, epoch, ckpt_path)
+                opt_g.zero_grad(set_to_none=True)
+                loss_g.backward()
+                opt_g.step()
+
+                # discriminator: real pairs vs both generated sketches
+                with amp:
+                    loss_d = 0.5 * (gan(d_step(photo, sketch), True)
+                                    + gan(d_step(photo.repeat(2, 1, 1, 1), fakes.detach()), False))
+                check_finite(loss_d, epoch, ckpt_path)
+                opt_d.zero_grad(set_to_none=True)
+                loss_d.backward()
+                opt_d.step()
+
+                losses["d"] = loss_d
+                for k, v in losses.items():
+                    totals[k] = totals.get(k, 0.0) + float(v.detach())
+                advance(" ".join(f"{k} {v:.3f}" for k, v in losses.items()))
+
+        if main:
+            means = {k: v / max(1, len(loader)) for k, v in totals.items()}
+            means["val_l1"] = validate(model, val_set, device)
+            means["epoch"], means["minutes"] = epoch, (time.monotonic() - started) / 60
+            with (run / "log.jsonl").open("a") as f:
+                f.write(json.dumps(means) + "\n")
+            log(f"epoch {epoch}: " + " ".join(f"{k} {v:.4f}" for k, v in means.items() if k != "epoch"))
+            save_grid(model, val_set, device, run / "samples" / f"epoch_{epoch:03d}.png")
+            save_checkpoint(ckpt_path, config=cfg, epoch=epoch, modules=modules, optimizers=optimizers)
+        if opts.time_limit_min is not None and (time.monotonic() - started) / 60 >= opts.time_limit_min:
+            log(f"time limit of {opts.time_limit_min} min reached after epoch {epoch}")
+            break
+
+    if main:
+        model.eval().save_pretrained(run / "model")
+        log(f"model saved to {run / 'model'}")
+    if distributed:
+        dist.barrier()
+        dist.destroy_process_group()
+    return run / "model"
+
+
+# helpers
+
+
+def lr_factor(epoch: int, epochs: int) -> float:
+    """Constant for the first half, then linear decay towards zero (as in pix2pix)."""
+    half = epochs // 2
+    return 1.0 if epoch <= half else 1.0 - (epoch - half) / (epochs - half + 1)
+
+
+def check_finite(loss: torch.Tensor, epoch: int, ckpt: Path) -> None:
+    if not torch.isfinite(loss):
+        kept = f"the last good checkpoint {ckpt} is intact" if ckpt.exists() else "no checkpoint was written yet"
+        raise SketchifyError(f"loss became {float(loss)} in epoch {epoch}; training stopped, {kept}")
+
+
+def cycle(loader):
+    while True:
+        yield from loader
+
+
+@torch.no_grad()
+def validate(model: SketchModel, val_set: SketchDataset, device: torch.device) -> float:
+    model.eval()
+    photo, sketch, style = (torch.stack([torch.as_tensor(x) for x in col]) for col in zip(*(val_set[i] for i in range(len(val_set)))))
+    fake = model(photo.to(device), style.to(device), temperature=0.0)
+    model.train()
+    return float(F.l1_loss(fake.cpu(), sketch))
+
+
+@torch.no_grad()
+def save_grid(model: SketchModel, val_set: SketchDataset, device: torch.device, path: Path) -> None:
+    """One column per validation photo: photo, reference sketch, t = 0 sketch, two samples."""
+    model.eval()
+    photo, sketch, style = (torch.stack([torch.as_tensor(x) for x in col]) for col in zip(*(val_set[i] for i in range(len(val_set)))))
+    photo, style = photo.to(device), style.to(device)
+    rows = [photo.cpu(), sketch.expand(-1, 3, -1, -1)]
+    for t in (0.0, 1.0, 1.0):
+        rows.append(model(photo, style, temperature=t).cpu().expand(-1, 3, -1, -1))
+    model.train()
+    grid = torch.cat([torch.cat(list(r), dim=2) for r in rows], dim=1)
+    Image.fromarray((grid.permute(1, 2, 0).clamp(0, 1) * 255).byte().numpy()).save(path)
+
+
+class progress_bar:
+    """A Rich progress bar over one epoch's steps, or nothing when progress is off."""
+
+    def __init__(self, enabled: bool, title: str, total: int):
+        self.enabled, self.title, self.total = enabled, title, total
+
+    def __enter__(self):
+        if not self.enabled:
+            return lambda text="": None
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                            TimeRemainingColumn(), TextColumn("{task.fields[losses]}"), transient=True)
+        self.bar.__enter__()
+        task = self.bar.add_task(self.title, total=self.total, losses="")
+        return lambda text="": self.bar.update(task, advance=1, losses=text)
+
+    def __exit__(self, *exc):
+        if self.enabled:
+            self.bar.__exit__(*exc)
