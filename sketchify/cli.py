@@ -182,29 +182,34 @@ def sample(
 def train(
     data: List[Path] = typer.Argument(..., help="Folders with photos/ and sketches/ (matching names) and optional styles.csv (name,style)."),
     output: Path = typer.Option(..., "--output", "-o", help="Run folder: checkpoint, logs, sample grids, and the final model/."),
+    config: Optional[Path] = typer.Option(None, "--config", help="A config.json to start from (model shape and training settings); the flags below override it."),
     default_style: Optional[str] = typer.Option(None, "--default-style", help="Style of pairs that styles.csv does not name [default: the config's default]."),
     unpaired: Optional[Path] = typer.Option(None, "--unpaired", help="Folder of photos without sketches (e.g. scenes), trained with a reference-free contour loss."),
-    epochs: int = typer.Option(80, "--epochs", min=1),
-    batch_size: int = typer.Option(8, "--batch-size", min=1),
-    image_size: int = typer.Option(128, "--image-size", min=16, help="Training crop size (multiple of 4)."),
-    lr: float = typer.Option(2e-4, "--lr"),
-    channels: int = typer.Option(48, "--channels", min=4, help="Model width (multiple of 4); only for a new run."),
+    epochs: Optional[int] = typer.Option(None, "--epochs", min=1, help="[default: 80]"),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", min=1, help="[default: 8]"),
+    image_size: Optional[int] = typer.Option(None, "--image-size", min=16, help="Training crop size, a multiple of 4 [default: 128]."),
+    lr: Optional[float] = typer.Option(None, "--lr", help="Adam learning rate [default: 0.0002]."),
+    channels: Optional[int] = typer.Option(None, "--channels", min=4, help="Model width, a multiple of 4 [default: 48]."),
     time_limit: Optional[float] = typer.Option(None, "--time-limit", help="Stop after the epoch that passes this many minutes, and export."),
-    resume: bool = typer.Option(False, "--resume", help="Continue from OUTPUT/checkpoint.safetensors."),
+    resume: bool = typer.Option(False, "--resume", help="Continue from OUTPUT/checkpoint.safetensors (its config wins)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Start again in an OUTPUT that holds a run."),
     device: Device = DeviceOpt,
-    seed: int = typer.Option(0, "--seed"),
+    seed: Optional[int] = typer.Option(None, "--seed", help="[default: 0]"),
 ):
     """Train encoder, generator and discriminator on photo/sketch pairs. Runs under torchrun for several GPUs."""
+    from dataclasses import replace
+
     from .config import SketchConfig
     from .train import TrainOptions
     from .train import train as run_training
 
-    if image_size % 4 or channels % 4:
+    cfg = SketchConfig.load(config) if config else SketchConfig()
+    flags = dict(epochs=epochs, batch_size=batch_size, image_size=image_size, lr=lr, channels=channels, seed=seed)
+    cfg = replace(cfg, **{k: v for k, v in flags.items() if v is not None})
+    if cfg.image_size % 4 or cfg.channels % 4:
         raise SketchifyError("--image-size and --channels must be multiples of 4")
-    config = SketchConfig(epochs=epochs, batch_size=batch_size, image_size=image_size, lr=lr, channels=channels,
-                          seed=seed, load_size=max(image_size, SketchConfig.load_size))
-    opts = TrainOptions(data=data, run=output, config=config, unpaired=unpaired, default_style=default_style,
+    cfg.load_size = max(cfg.load_size, cfg.image_size)
+    opts = TrainOptions(data=data, run=output, config=cfg, unpaired=unpaired, default_style=default_style,
                         resume=resume, overwrite=overwrite, device=device.value, time_limit_min=time_limit,
                         progress=err.is_terminal, log=out.print)
     model = run_training(opts)

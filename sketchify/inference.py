@@ -36,11 +36,13 @@ class Sketcher:
     >>> variants = sketcher.samples(photo, n=4, seed=0)
     """
 
-    def __init__(self, model: SketchModel, *, device: torch.device | str = "cpu", max_side: int = DEFAULT_MAX_SIDE):
+    def __init__(self, model: SketchModel, *, device: torch.device | str = "cpu", max_side: int = DEFAULT_MAX_SIDE,
+                 tile: int = TILE):
         self.device = torch.device(device)
         self.model = model.to(self.device).eval()
         self.config = model.config
         self.max_side = max_side
+        self.tile = tile
 
     @classmethod
     def from_pretrained(cls, source: str | Path | None = None, *, device: str = "auto",
@@ -111,14 +113,14 @@ class Sketcher:
         styles = torch.full((n,), self.config.style_index(style), dtype=torch.long)
         e = torch.stack(eps) if eps is not None else None
         out = torch.empty(n, 1, h + ph, w + pw)
-        for (t0, t1, l0, l1), (ct0, ct1, cl0, cl1) in tiles(h + ph, w + pw):
+        for (t0, t1, l0, l1), (ct0, ct1, cl0, cl1) in tiles(h + ph, w + pw, self.tile):
             crop_eps = e[:, :, t0 // s:t1 // s, l0 // s:l1 // s].to(self.device) if e is not None else None
             y = self.model(x[:, :, t0:t1, l0:l1].to(self.device), styles.to(self.device), temperature, crop_eps)
             out[:, :, t0 + ct0:t0 + ct1, l0 + cl0:l0 + cl1] = y[:, :, ct0:ct1, cl0:cl1].float().cpu()
         return out[:, :, :h, :w]
 
 
-def tiles(h: int, w: int, tile: int = TILE, overlap: int = OVERLAP):
+def tiles(h: int, w: int, tile: int, overlap: int = OVERLAP):
     """Yield (tile with its context) and (the part of it to keep), covering an h x w image exactly once."""
     for top in range(0, h, tile):
         for left in range(0, w, tile):

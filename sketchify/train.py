@@ -6,11 +6,10 @@ Runs on one CPU or GPU, or under `torchrun --nproc_per_node N` (DistributedDataP
 from __future__ import annotations
 
 import json
-import math
 import os
 import random
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -127,7 +126,6 @@ def train(opts: TrainOptions) -> Path:
         d_step = nn.parallel.DistributedDataParallel(disc, device_ids=ids)
     # bf16 autocast on GPUs: mixed precision without a loss scaler
     amp = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else torch.autocast("cpu", enabled=False)
-    gan = GANLoss()
 
     if main:
         run.mkdir(parents=True, exist_ok=True)
@@ -146,51 +144,11 @@ def train(opts: TrainOptions) -> Path:
         totals: dict[str, float] = {}
         with progress_bar(opts.progress and main, f"epoch {epoch}/{cfg.epochs}", len(loader)) as advance:
             for photo, sketch, style in loader:
-                photo, sketch, style = photo.to(device), sketch.to(device), style.to(device)
-                n = len(photo)
-                if unpaired_iter is not None:
-                    u_photo, _, u_style = next(unpaired_iter)
-                    photo_all = torch.cat([photo, u_photo.to(device)])
-                    style_all = torch.cat([style, u_style.to(device)])
-                else:
-                    photo_all, style_all = photo, style
-
-                # generator and encoder: reconstruct, stay close to the prior, fool D, stay diverse
-                with amp:
-                    fake_all, fake2, mu, logvar = g_step(photo_all, style_all, n)
-                    fake1 = fake_all[:n]
-                    fakes = torch.cat([fake1, fake2]).float()
-                    losses = {
-                        "l1": F.l1_loss(fake1.float(), sketch),
-                        "edge": edge_l1(fake1.float(), sketch),
-                        "kl": kl_divergence(mu.float(), logvar.float()),
-                        "adv": gan(d_step(photo.repeat(2, 1, 1, 1), fakes), True),
-                        "div": diversity_hinge(fake1.float(), fake2.float(), cfg.diversity_margin),
-                    }
-                    if len(fake_all) > n:
-                        u_fake, u_photo = fake_all[n:].float(), photo_all[n:]
-                        losses["contour"] = F.l1_loss(u_fake, contour_target(u_photo))
-                loss_g = (cfg.l1_weight * losses["l1"] + cfg.edge_weight * losses["edge"]
-                          + cfg.kl_weight * losses["kl"] + cfg.adv_weight * losses["adv"]
-                          + cfg.diversity_weight * losses["div"]
-                          + cfg.unpaired_weight * losses.get("contour", torch.zeros((), device=device)))
-                check_finite(loss_g, epoch, ckpt_path)
-                opt_g.zero_grad(set_to_none=True)
-                loss_g.backward()
-                opt_g.step()
-
-                # discriminator: real pairs vs both generated sketches
-                with amp:
-                    loss_d = 0.5 * (gan(d_step(photo, sketch), True)
-                                    + gan(d_step(photo.repeat(2, 1, 1, 1), fakes.detach()), False))
-                check_finite(loss_d, epoch, ckpt_path)
-                opt_d.zero_grad(set_to_none=True)
-                loss_d.backward()
-                opt_d.step()
-
-                losses["d"] = loss_d
+                unpaired = next(unpaired_iter) if unpaired_iter is not None else None
+                losses = train_step(g_step, d_step, opt_g, opt_d, (photo, sketch, style), unpaired, cfg,
+                                    device=device, amp=amp, ckpt_path=ckpt_path, epoch=epoch)
                 for k, v in losses.items():
-                    totals[k] = totals.get(k, 0.0) + float(v.detach())
+                    totals[k] = totals.get(k, 0.0) + v
                 advance(" ".join(f"{k} {v:.3f}" for k, v in losses.items()))
 
         if main:
@@ -202,7 +160,7 @@ def train(opts: TrainOptions) -> Path:
             log(f"epoch {epoch}: " + " ".join(f"{k} {v:.4f}" for k, v in means.items() if k != "epoch"))
             save_grid(model, val_set, device, run / "samples" / f"epoch_{epoch:03d}.png")
             save_checkpoint(ckpt_path, config=cfg, epoch=epoch, modules=modules, optimizers=optimizers)
-        if opts.time_limit_min is not None and (time.monotonic() - started) / 60 >= opts.time_limit_min:
+        if out_of_time(opts.time_limit_min, started, distributed, device):
             log(f"time limit of {opts.time_limit_min} min reached after epoch {epoch}")
             break
 
@@ -215,6 +173,58 @@ def train(opts: TrainOptions) -> Path:
     return run / "model"
 
 
+
+def train_step(g_step, d_step, opt_g, opt_d, batch, unpaired, cfg: SketchConfig, *, device: torch.device,
+               amp=None, ckpt_path: Path = Path(CHECKPOINT), epoch: int = 0) -> dict[str, float]:
+    """One optimisation step of encoder + generator, then one of the discriminator. Returns the losses."""
+    amp = amp or torch.autocast("cpu", enabled=False)
+    gan = GANLoss()
+    photo, sketch, style = (t.to(device) for t in batch)
+    n = len(photo)
+    photo_all, style_all = photo, style
+    if unpaired is not None:  # photos without a sketch ride along in the same encoder pass
+        photo_all = torch.cat([photo, unpaired[0].to(device)])
+        style_all = torch.cat([style, unpaired[2].to(device)])
+
+    # encoder + generator: reconstruct, stay near the prior, fool D, keep two samples apart.
+    # D is frozen and called unwrapped here, so DDP syncs only the gradients D really needs.
+    disc = getattr(d_step, "module", d_step)
+    disc.requires_grad_(False)
+    with amp:
+        fake_all, fake2, mu, logvar = g_step(photo_all, style_all, n)
+        fake1 = fake_all[:n].float()
+        fakes = torch.cat([fake1, fake2.float()])
+        losses = {
+            "l1": F.l1_loss(fake1, sketch),
+            "edge": edge_l1(fake1, sketch),
+            "kl": kl_divergence(mu.float(), logvar.float()),
+            "adv": gan(disc(photo.repeat(2, 1, 1, 1), fakes), True),
+            "div": diversity_hinge(fake1, fake2.float(), cfg.diversity_margin),
+        }
+        if unpaired is not None:
+            losses["contour"] = F.l1_loss(fake_all[n:].float(), contour_target(photo_all[n:]))
+    loss_g = (cfg.l1_weight * losses["l1"] + cfg.edge_weight * losses["edge"] + cfg.kl_weight * losses["kl"]
+              + cfg.adv_weight * losses["adv"] + cfg.diversity_weight * losses["div"]
+              + cfg.unpaired_weight * losses.get("contour", 0.0))
+    check_finite(loss_g, epoch, ckpt_path)
+    opt_g.zero_grad(set_to_none=True)
+    loss_g.backward()
+    opt_g.step()
+
+    # discriminator: real pairs against both generated sketches, in one forward pass
+    disc.requires_grad_(True)
+    with amp:
+        judged = d_step(photo.repeat(3, 1, 1, 1), torch.cat([sketch, fakes.detach()]))
+        loss_d = 0.5 * (gan(judged[:n], True) + gan(judged[n:], False))
+    check_finite(loss_d, epoch, ckpt_path)
+    opt_d.zero_grad(set_to_none=True)
+    loss_d.backward()
+    opt_d.step()
+
+    losses["d"] = loss_d
+    return {k: float(v.detach()) for k, v in losses.items()}
+
+
 # helpers
 
 
@@ -224,10 +234,20 @@ def lr_factor(epoch: int, epochs: int) -> float:
     return 1.0 if epoch <= half else 1.0 - (epoch - half) / (epochs - half + 1)
 
 
+def out_of_time(limit_min: float | None, started: float, distributed: bool, device: torch.device) -> bool:
+    """Past the time limit? Under DDP every rank stops after the same epoch, as soon as one is past it."""
+    if limit_min is None:
+        return False
+    late = torch.tensor([float((time.monotonic() - started) / 60 >= limit_min)], device=device)
+    if distributed:
+        dist.all_reduce(late, op=dist.ReduceOp.MAX)
+    return bool(late.item())
+
+
 def check_finite(loss: torch.Tensor, epoch: int, ckpt: Path) -> None:
     if not torch.isfinite(loss):
         kept = f"the last good checkpoint {ckpt} is intact" if ckpt.exists() else "no checkpoint was written yet"
-        raise SketchifyError(f"loss became {float(loss)} in epoch {epoch}; training stopped, {kept}")
+        raise SketchifyError(f"loss became {loss.item()} in epoch {epoch}; training stopped, {kept}")
 
 
 def cycle(loader):

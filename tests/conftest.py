@@ -24,6 +24,15 @@ def tiny_config(**overrides) -> SketchConfig:
     return SketchConfig(**base)
 
 
+def lively(model: SketchModel) -> SketchModel:
+    """Untrained weights draw near-blank paper; larger random weights make outputs depend on photo, z and style."""
+    torch.manual_seed(0)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            p.normal_(0, 0.4 if p.dim() > 1 else 0.1)
+    return model
+
+
 @pytest.fixture
 def tiny_model_dir(tmp_path) -> Path:
     torch.manual_seed(0)
@@ -39,7 +48,7 @@ def photo(seed: int, size=(48, 40)) -> Image.Image:
     img = Image.new("RGB", size, tuple(int(v) for v in rng.integers(0, 255, 3)))
     draw = ImageDraw.Draw(img)
     for _ in range(3):
-        x0, y0 = rng.integers(0, size[0] // 2), rng.integers(0, size[1] // 2)
+        x0, y0 = rng.integers(0, size[0] // 2 + 1), rng.integers(0, size[1] // 2 + 1)
         draw.ellipse([x0, y0, x0 + size[0] // 2, y0 + size[1] // 2], fill=tuple(int(v) for v in rng.integers(0, 255, 3)))
     return img
 

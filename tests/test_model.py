@@ -1,0 +1,200 @@
+"""The model maths: KL, reparameterisation, shapes, sampling, tiling, and the saved model folder."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from conftest import lively, photo, tiny_config
+from sketchify import SketchifyError
+from sketchify.config import SketchConfig
+from sketchify.inference import Sketcher
+from sketchify.losses import contour_target, diversity_hinge, kl_divergence
+from sketchify.model import SketchModel, reparameterize
+
+
+def pixels(img: Image.Image) -> torch.Tensor:
+    return torch.from_numpy(np.asarray(img, dtype=np.float32) / 255)
+
+
+def test_kl_matches_closed_form_and_torch_distributions():
+    torch.manual_seed(0)
+    mu, logvar = torch.randn(2, 3, 4, 5), torch.randn(2, 3, 4, 5)
+    q = torch.distributions.Normal(mu, torch.exp(0.5 * logvar))
+    p = torch.distributions.Normal(torch.zeros_like(mu), torch.ones_like(mu))
+    expected = torch.distributions.kl_divergence(q, p).mean()
+    assert kl_divergence(mu, logvar).item() == pytest.approx(expected.item(), rel=1e-5)
+    assert kl_divergence(torch.zeros(4), torch.zeros(4)).item() == 0.0  # q equal to the prior
+
+
+def test_reparameterisation_gradients_flow_through_mu_and_sigma():
+    mu = torch.zeros(1000, requires_grad=True)
+    logvar = torch.full((1000,), 2 * torch.log(torch.tensor(3.0)).item(), requires_grad=True)
+    eps = torch.randn(1000)
+    z = reparameterize(mu, logvar, eps=eps)
+    z.sum().backward()
+    assert torch.allclose(mu.grad, torch.ones(1000))
+    assert torch.allclose(logvar.grad, 0.5 * 3.0 * eps, atol=1e-5)  # dz/dlogvar = sigma * eps / 2
+    assert z.std().item() == pytest.approx(3.0, rel=0.1)
+
+
+def test_temperature_zero_is_the_mean():
+    mu, logvar = torch.randn(2, 3), torch.randn(2, 3)
+    assert torch.equal(reparameterize(mu, logvar, temperature=0.0), mu)
+
+
+@pytest.mark.parametrize("size", [(37, 53), (1, 1), (64, 12), (101, 99)])
+def test_sketch_has_photo_size_for_odd_sizes(size):
+    sketcher = Sketcher(SketchModel(tiny_config()))
+    out = sketcher.sketch(photo(0, size))
+    assert out.size == size and out.mode == "L"
+
+
+def test_generator_is_driven_by_the_latent():
+    torch.manual_seed(0)
+    model = SketchModel(tiny_config()).eval()
+    style = torch.zeros(1, dtype=torch.long)
+    z = torch.randn(1, 2, 8, 8)
+    a = model.decode(z, style)
+    b = model.decode(z + torch.randn_like(z), style)
+    assert a.shape == (1, 1, 32, 32)
+    assert (a - b).abs().mean() > 1e-4  # no path that lets G ignore z
+
+
+def test_different_eps_differ_and_zero_temperature_is_deterministic():
+    sketcher = Sketcher(lively(SketchModel(tiny_config())))
+    img = photo(1, (40, 32))
+    samples = sketcher.samples(img, 3, seed=0, temperature=1.0)
+    tensors = [pixels(s) for s in samples]
+    assert all((a - b).abs().mean() > 0.01 for a, b in [(tensors[0], tensors[1]), (tensors[1], tensors[2])])
+    again = sketcher.samples(img, 3, seed=0, temperature=1.0)
+    assert all(torch.equal(pixels(a), pixels(b)) for a, b in zip(samples, again))  # a seed repeats
+    means = [sketcher.sketch(img, temperature=0.0) for _ in range(2)]
+    assert torch.equal(pixels(means[0]), pixels(means[1]))
+
+
+def test_styles_change_the_sketch_and_unknown_style_is_an_error():
+    sketcher = Sketcher(lively(SketchModel(tiny_config())))
+    img = photo(2, (32, 32))
+    a, b = (pixels(sketcher.sketch(img, style=s)) for s in ("light-pencil", "bold-ink"))
+    assert (a - b).abs().mean() > 0.1
+    with pytest.raises(SketchifyError, match="unknown style 'crayon'"):
+        sketcher.sketch(img, style="crayon")
+
+
+def test_tiled_inference_matches_whole_image():
+    model = lively(SketchModel(tiny_config()))
+    img = photo(3, (150, 130))
+    whole = Sketcher(model, max_side=0, tile=1024).sketch(img, seed=1, temperature=1.0)
+    tiled = Sketcher(model, max_side=0, tile=32).sketch(img, seed=1, temperature=1.0)
+    assert torch.equal(pixels(whole), pixels(tiled))  # no seams
+
+
+def test_large_photo_is_drawn_at_working_size_and_scaled_back():
+    sketcher = Sketcher(SketchModel(tiny_config()), max_side=64)
+    out = sketcher.sketch(photo(4, (300, 200)))
+    assert out.size == (300, 200)
+
+
+def test_diversity_hinge_is_zero_above_margin_and_positive_below():
+    a = torch.zeros(2, 1, 4, 4)
+    assert diversity_hinge(a, a + 0.5, margin=0.1).item() == 0.0
+    assert diversity_hinge(a, a + 0.05, margin=0.1).item() == pytest.approx(0.05)
+
+
+def test_contour_target_is_white_on_flat_areas_and_dark_on_edges():
+    img = torch.zeros(1, 3, 16, 16)
+    img[..., :, 8:] = 1.0
+    target = contour_target(img)
+    assert target[0, 0, 8, 2].item() == pytest.approx(1.0, abs=1e-3)
+    assert target[0, 0, 8, 7:9].min().item() < 0.2
+
+
+def test_save_and_load_round_trip(tmp_path):
+    torch.manual_seed(0)
+    model = SketchModel(tiny_config(channels=12))
+    model.save_pretrained(tmp_path / "m")
+    assert sorted(p.name for p in (tmp_path / "m").iterdir()) == ["config.json", "model.safetensors"]
+    loaded = SketchModel.from_pretrained(tmp_path / "m")
+    assert loaded.config == model.config
+    x, s = torch.rand(1, 3, 16, 16), torch.ones(1, dtype=torch.long)
+    with torch.no_grad():
+        assert torch.equal(model.eval()(x, s, 0.0), loaded(x, s, 0.0))
+
+
+def test_config_round_trip_and_validation(tmp_path):
+    cfg = tiny_config(styles=("a", "b"), default_style="b")
+    cfg.save(tmp_path / "c.json")
+    assert SketchConfig.load(tmp_path / "c.json") == cfg
+    (tmp_path / "bad.json").write_text(json.dumps({"channels": "wide"}))
+    with pytest.raises(SketchifyError, match="channels"):
+        SketchConfig.load(tmp_path / "bad.json")
+    (tmp_path / "unknown.json").write_text(json.dumps({"depth": 3}))
+    with pytest.raises(SketchifyError, match="unknown keys: depth"):
+        SketchConfig.load(tmp_path / "unknown.json")
+
+
+class TestBadWeights:
+    def test_missing_config(self, tiny_model_dir):
+        (tiny_model_dir / "config.json").unlink()
+        with pytest.raises(SketchifyError, match="config.json: missing"):
+            SketchModel.from_pretrained(tiny_model_dir)
+
+    def test_malformed_config(self, tiny_model_dir):
+        (tiny_model_dir / "config.json").write_text("{not json")
+        with pytest.raises(SketchifyError, match="not valid JSON"):
+            SketchModel.from_pretrained(tiny_model_dir)
+
+    def test_wrong_shape(self, tiny_model_dir):
+        cfg = json.loads((tiny_model_dir / "config.json").read_text())
+        cfg["channels"] = 16
+        (tiny_model_dir / "config.json").write_text(json.dumps(cfg))
+        with pytest.raises(SketchifyError, match="has shape"):
+            SketchModel.from_pretrained(tiny_model_dir)
+
+    def test_truncated_safetensors(self, tiny_model_dir):
+        path = tiny_model_dir / "model.safetensors"
+        path.write_bytes(path.read_bytes()[:-100])
+        with pytest.raises(SketchifyError, match="not a readable safetensors file"):
+            SketchModel.from_pretrained(tiny_model_dir)
+
+    def test_pickle_is_never_unpickled(self, tiny_model_dir, tmp_path):
+        import pickle
+
+        marker = tmp_path / "pwned"
+
+        class Evil:
+            def __reduce__(self):
+                return (open, (str(marker), "w"))
+
+        (tiny_model_dir / "model.safetensors").write_bytes(pickle.dumps(Evil()))
+        with pytest.raises(SketchifyError, match="not a readable safetensors file"):
+            SketchModel.from_pretrained(tiny_model_dir)
+        assert not marker.exists()
+
+    def test_missing_tensor_is_strict(self, tiny_model_dir):
+        from safetensors.torch import load_file, save_file
+
+        state = load_file(str(tiny_model_dir / "model.safetensors"))
+        state.pop(next(iter(state)))
+        save_file(state, str(tiny_model_dir / "model.safetensors"))
+        with pytest.raises(SketchifyError, match="missing 1 tensors"):
+            SketchModel.from_pretrained(tiny_model_dir)
+
+    def test_not_a_folder(self, tmp_path):
+        with pytest.raises(SketchifyError, match="no such model folder"):
+            SketchModel.from_pretrained(tmp_path / "nothing")
+        (tmp_path / "empty").mkdir()
+        with pytest.raises(SketchifyError, match="not a model folder"):
+            SketchModel.from_pretrained(tmp_path / "empty")
+
+    def test_local_folder_never_touches_the_network(self, tiny_model_dir, monkeypatch):
+        import huggingface_hub
+
+        def boom(*a, **k):
+            raise AssertionError("network used for a local folder")
+
+        monkeypatch.setattr(huggingface_hub, "snapshot_download", boom)
+        SketchModel.from_pretrained(tiny_model_dir)
