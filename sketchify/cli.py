@@ -249,14 +249,14 @@ def evaluate(
         raise SketchifyError(f"no {split.value} pairs in {', '.join(map(str, data))}")
     results = score(sketcher, pairs, n_samples=n, seed=seed)
     table = Table(title=f"{len(pairs)} {split.value} pairs; MAE lower is better, SSIM higher is better")
-    for col in ("style", "n", "method", "MAE", "SSIM", "worst-sample MAE", "worst-sample SSIM", "diversity"):
-        table.add_column(col, justify="left" if col in ("style", "method") else "right")
+    for col in ("style", "n", "method", "MAE", "SSIM", "worst MAE", "worst SSIM", "diversity"):
+        table.add_column(col, justify="left" if col in ("style", "method") else "right", no_wrap=True)
     fmt = lambda d, k: f"{d[k]:.4f}" if k in d else ""  # noqa: E731
     for style, methods in results.items():
         for i, (method, m) in enumerate(methods.items()):
             table.add_row(style if i == 0 else "", str(m["n"]) if i == 0 else "", method, fmt(m, "mae"), fmt(m, "ssim"),
                           fmt(m, "worst_mae"), fmt(m, "worst_ssim"), fmt(m, "diversity"))
-    out.print(table)
+    Console(highlight=False, width=max(out.width, 100)).print(table)  # never wrap a method's name
     if json_out:
         json_out.write_text(json.dumps(results, indent=2) + "\n")
 
