@@ -11,6 +11,7 @@ from typing import List, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from .errors import SketchifyError
 
@@ -55,7 +56,7 @@ def cli_errors(fn):
         try:
             return fn(*args, **kwargs)
         except SketchifyError as e:
-            err.print(f"[red]error:[/red] {e}", markup=True, soft_wrap=True)
+            err.print(f"[red]error:[/red] {escape(str(e))}", soft_wrap=True)
             raise typer.Exit(2) from None
         except KeyboardInterrupt:
             err.print("interrupted")
@@ -85,7 +86,7 @@ def load_sketcher(weights, device: Device, max_side: int = 1024):
 @app.command()
 @cli_errors
 def convert(
-    inputs: List[Path] = typer.Argument(..., help="Photos and folders of photos."),
+    inputs: List[Path] = typer.Argument(..., readable=False, help="Photos and folders of photos."),
     output: Path = typer.Option(..., "--output", "-o", help="Folder for the sketches (created if needed)."),
     recursive: bool = typer.Option(False, "--recursive", "-r", help="Descend into subfolders, keeping their structure under OUTPUT."),
     style: Optional[str] = StyleOpt,
@@ -111,7 +112,7 @@ def convert(
     counts = {"converted": 0, "skipped": 0, "failed": 0}
     for r in problems:
         counts[r.status] += 1
-        err.print(f"{r.status}: {r.message}", soft_wrap=True)
+        err.print(f"{r.status}: {r.message}", soft_wrap=True, markup=False)
     if not jobs and not problems:
         raise SketchifyError(f"no images found in {', '.join(map(str, inputs))}" + ("" if recursive else " (use --recursive for subfolders)"))
     sketcher = load_sketcher(weights, device, max_side) if jobs else None
@@ -124,17 +125,17 @@ def convert(
                               fmt=fmt.value, overwrite=overwrite, max_pixels=max_pixels) if jobs else ():
                 counts[r.status] += 1
                 if r.status == "failed":
-                    bar.console.print(f"failed: {r.message}", soft_wrap=True)
+                    bar.console.print(f"failed: {r.message}", soft_wrap=True, markup=False)
                 bar.advance(task)
     except KeyboardInterrupt:
         err.print(f"interrupted: {counts['converted']} converted before Ctrl-C; run the same command again to finish")
         raise typer.Exit(130) from None
     except conv.OutputError as e:
-        err.print(f"[red]error:[/red] {e} after {counts['converted']} converted", markup=True, soft_wrap=True)
+        err.print(f"[red]error:[/red] {escape(str(e))} after {counts['converted']} converted", soft_wrap=True)
         raise typer.Exit(2) from None
     seconds = time.monotonic() - started
     out.print(f"{counts['converted']} converted, {counts['skipped']} skipped, {counts['failed']} failed "
-              f"in {seconds:.1f} s -> {output}")
+              f"in {seconds:.1f} s -> {output}", markup=False)
     if counts["failed"]:
         raise typer.Exit(1)
 
@@ -142,7 +143,7 @@ def convert(
 @app.command()
 @cli_errors
 def sample(
-    image: Path = typer.Argument(..., help="One photo."),
+    image: Path = typer.Argument(..., readable=False, help="One photo."),
     n: int = typer.Option(5, "--n", "-n", min=1, max=64, help="How many sketches."),
     output: Path = typer.Option(Path("."), "--output", "-o", help="Folder for STEM_0.png ... and STEM_sheet.png."),
     style: Optional[str] = StyleOpt,
@@ -174,7 +175,7 @@ def sample(
         save_atomic(contact_sheet([photo, *sketches]), names[-1], "png")
     except OSError as e:
         raise SketchifyError(f"cannot write to {output}: {e.strerror or e}") from None
-    out.print(f"{n} sketches of {image} -> {output}/{image.stem}_0.png ... and {names[-1].name}")
+    out.print(f"{n} sketches of {image} -> {output}/{image.stem}_0.png ... and {names[-1].name}", markup=False)
 
 
 @app.command()
@@ -213,7 +214,7 @@ def train(
                         resume=resume, overwrite=overwrite, device=device.value, time_limit_min=time_limit,
                         progress=err.is_terminal, log=out.print)
     model = run_training(opts)
-    out.print(f"done: sketchify convert photos/ -o sketches/ --weights {model}")
+    out.print(f"done: sketchify convert photos/ -o sketches/ --weights {model}", markup=False)
 
 
 @app.command("eval")

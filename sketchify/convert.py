@@ -40,7 +40,7 @@ def plan(inputs: list[Path], out: Path, *, recursive: bool = False, fmt: str = "
     """Map input files and folders to output paths. Returns the jobs and the inputs that cannot be read."""
     if fmt not in FORMATS:
         raise SketchifyError(f"unknown format {fmt!r}; choose one of: {', '.join(FORMATS)}")
-    out_real = out.resolve()
+    out_real = real(out)
     problems: list[Result] = []
     found: list[tuple[Path, Path]] = []  # (source, output folder)
     for item in inputs:
@@ -56,13 +56,18 @@ def plan(inputs: list[Path], out: Path, *, recursive: bool = False, fmt: str = "
                 raise SketchifyError(f"-o {out} holds the input {item}; pass --suffix (e.g. _sketch) "
                                      "or choose another folder")
             found.append((item, out))
-    inputs_real = {src.resolve() for src, _ in found}
+    # sketches an earlier run left beside their photos (-o = the input folder, with --suffix) are not new photos
+    real_src = {src: real(src) for src, _ in found}
+    made = {real(folder / f"{src.stem}{tail}{suffix}.{fmt}"): real_src[src] for src, folder in found
+            for tail in ("", f"-{src.suffix.lstrip('.').lower()}")}
+    found = [(src, folder) for src, folder in found if made.get(real_src[src], real_src[src]) == real_src[src]]
+    inputs_real = {real_src[src] for src, _ in found}
     jobs, seen = [], set()
     for src, folder in sorted(set(found), key=lambda t: str(t[0])):
         dst = folder / f"{src.stem}{suffix}.{fmt}"
         if dst in seen:  # a.jpg and a.png in one folder: keep both, named by their extension
             dst = folder / f"{src.stem}-{src.suffix.lstrip('.').lower()}{suffix}.{fmt}"
-        if dst.resolve() in inputs_real:
+        if real(dst) in inputs_real:
             problems.append(Result(Job(src, dst), "failed", f"{src}: its sketch {dst} would overwrite an input"))
             continue
         seen.add(dst)
@@ -71,6 +76,14 @@ def plan(inputs: list[Path], out: Path, *, recursive: bool = False, fmt: str = "
         k, n = shard
         jobs = jobs[k::n]
     return jobs, problems
+
+
+def real(path: Path) -> Path:
+    """path.resolve(); a symbolic link loop (RuntimeError before Python 3.13) is left for reading to report."""
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError):
+        return path.absolute()
 
 
 def scan(folder: Path, recursive: bool, skip: Path, problems: list[Result]) -> Iterator[tuple[Path, Path]]:

@@ -26,6 +26,8 @@ def load_photo(path: str | Path, *, max_pixels: int | None = DEFAULT_MAX_PIXELS)
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(path) as im:
+                if max_pixels is not None and im.width * im.height > max_pixels:  # warnings filters are not thread-safe
+                    raise Image.DecompressionBombError(f"{im.width * im.height} pixels")
                 im.seek(0)
                 im.load()
                 img = ImageOps.exif_transpose(im)

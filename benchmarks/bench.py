@@ -1,0 +1,140 @@
+"""Speed and memory of sketchify on this machine. Not a test: run it by hand and paste the table.
+
+    python benchmarks/bench.py                 # shipped weights, CPU
+    python benchmarks/bench.py --device cuda   # GPU, fp32 and bf16
+
+Prints a Markdown table: photos/s (t = 0, default style) at several sizes for batch size 1 and the
+best batch size, the same for the classical pencil filter, model load time, a cold `sketchify
+convert` of one photo, `sketchify --help`, peak memory for a 4000x3000 photo, and training images/s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from sketchify.inference import Sketcher
+from sketchify.images import pencil_filter
+
+
+def photo(size: int, seed: int = 0) -> Image.Image:
+    """A photo-like test image: smooth gradients plus detail, so JPEG and the model do real work."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:size, 0:size] / size
+    base = np.stack([np.sin(6 * x + c) * np.cos(4 * y - c) for c in (0, 1, 2)], -1) * 100 + 128
+    return Image.fromarray(np.clip(base + rng.normal(0, 20, base.shape), 0, 255).astype(np.uint8))
+
+
+def rate(fn, n_items: int, min_seconds: float = 3.0) -> float:
+    fn()  # warm-up
+    done, start = 0, time.perf_counter()
+    while time.perf_counter() - start < min_seconds:
+        fn()
+        done += n_items
+    return done / (time.perf_counter() - start)
+
+
+def timed(cmd: list[str]) -> tuple[float, int]:
+    """Wall seconds and peak RSS (MiB) of a child process."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    start = time.perf_counter()
+    subprocess.run(cmd, check=True, capture_output=True)
+    seconds = time.perf_counter() - start
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return seconds, max(peak, before) // 1024
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--weights", default=None)
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--sizes", default="256,512,1024")
+    ap.add_argument("--batches", default="1,2,4,8")
+    ap.add_argument("--train-steps", type=int, default=135, help="one epoch of the default run: 1079 pairs / 8")
+    ap.add_argument("--skip-train", action="store_true")
+    args = ap.parse_args()
+
+    rows: list[tuple[str, str]] = []
+    t = time.perf_counter()
+    sketcher = Sketcher.from_pretrained(args.weights, device=args.device)
+    rows.append(("model load (warm process)", f"{time.perf_counter() - t:.2f} s"))
+    cpu = platform.processor() or platform.machine()
+    print(f"# {cpu}, {os.cpu_count()} cores, torch {torch.__version__} ({torch.get_num_threads()} threads), device {args.device}")
+
+    precisions = ["fp32"] + (["bf16"] if args.device == "cuda" else [])
+    for size in map(int, args.sizes.split(",")):
+        img = photo(size)
+        filt = rate(lambda: pencil_filter(img), 1)
+        for prec in precisions:
+            ctx = torch.autocast(args.device, dtype=torch.bfloat16) if prec == "bf16" else torch.autocast("cpu", enabled=False)
+            best = (0.0, 1)
+            for b in map(int, args.batches.split(",")):
+                imgs = [img] * b
+                with ctx:
+                    r = rate(lambda: sketcher.sketch_batch(imgs), b)
+                if b == 1:
+                    one = r
+                best = max(best, (r, b))
+            rows.append((f"{size}x{size} model {prec}, batch 1", f"{one:.1f} photos/s"))
+            rows.append((f"{size}x{size} model {prec}, best batch ({best[1]})", f"{best[0]:.1f} photos/s"))
+        rows.append((f"{size}x{size} pencil filter", f"{filt:.1f} photos/s (model/filter = {one / filt:.2f})"))
+
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        photo(512).save(tmp / "one.jpg", quality=90)
+        big = photo(1000).resize((4000, 3000), Image.BICUBIC)
+        big.save(tmp / "big.jpg", quality=90)
+        exe = [sys.executable, "-m", "sketchify"]
+        w = ["--weights", args.weights] if args.weights else []
+        sec, _ = timed(exe + ["--help"])
+        rows.append(("`sketchify --help`", f"{sec:.2f} s"))
+        sec, _ = timed(exe + ["convert", str(tmp / "one.jpg"), "-o", str(tmp / "o1"), "--device", args.device] + w)
+        rows.append(("cold `sketchify convert` of one 512x512 photo", f"{sec:.2f} s"))
+        for max_side in ("1024", "0"):
+            sec, peak = timed(exe + ["convert", str(tmp / "big.jpg"), "-o", str(tmp / f"o{max_side}"), "--max-side", max_side,
+                                     "--device", args.device, "--overwrite"] + w)
+            how = "drawn at 1024 and scaled up" if max_side != "0" else "full size, tiled"
+            rows.append((f"4000x3000 photo, --max-side {max_side} ({how})", f"{sec:.2f} s, peak RSS {peak} MiB"))
+
+    if not args.skip_train:
+        rows.append(("training, default config (batch 8, 128 px crops)", f"{train_rate(args.device, args.train_steps):.1f} images/s"))
+
+    print("\n| what | result |\n| --- | --- |")
+    for k, v in rows:
+        print(f"| {k} | {v} |")
+
+
+def train_rate(device: str, steps: int) -> float:
+    from sketchify.config import SketchConfig
+    from sketchify.model import PatchDiscriminator, SketchModel
+    from sketchify.train import GeneratorForward, train_step
+
+    cfg = SketchConfig()
+    dev = torch.device(device)
+    model, disc = SketchModel(cfg).to(dev), PatchDiscriminator(channels=cfg.disc_channels, layers=cfg.disc_layers).to(dev)
+    opt_g, opt_d = torch.optim.Adam(model.parameters()), torch.optim.Adam(disc.parameters())
+    s = cfg.image_size
+    batch = (torch.rand(cfg.batch_size, 3, s, s), torch.rand(cfg.batch_size, 1, s, s), torch.zeros(cfg.batch_size, dtype=torch.long))
+    unpaired = (torch.rand(cfg.unpaired_batch_size, 3, s, s), None, torch.zeros(cfg.unpaired_batch_size, dtype=torch.long))
+    amp = torch.autocast("cuda", dtype=torch.bfloat16) if dev.type == "cuda" else None
+    step = lambda: train_step(GeneratorForward(model), disc, opt_g, opt_d, batch, unpaired, cfg, device=dev, amp=amp)  # noqa: E731
+    step()
+    start = time.perf_counter()
+    for _ in range(steps):
+        step()
+    return steps * cfg.batch_size / (time.perf_counter() - start)
+
+
+if __name__ == "__main__":
+    main()
