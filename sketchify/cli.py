@@ -40,8 +40,8 @@ class Split(str, Enum):
     all = "all"
 
 
-WeightsOpt = typer.Option(None, "--weights", "-w", help="Model folder or Hugging Face Hub repo id [default: the shipped weights].")
-StyleOpt = typer.Option(None, "--style", "-s", help="Drawing style: light-pencil, bold-ink, shaded-pencil or portrait [default: the model's, bold-ink].")
+WeightsOpt = typer.Option(None, "--weights", "-w", help="Model folder or Hugging Face Hub repo id (default: the shipped weights).")
+StyleOpt = typer.Option(None, "--style", "-s", help="Drawing style: light-pencil, bold-ink, shaded-pencil or portrait (default: the model's, bold-ink).")
 DeviceOpt = typer.Option(Device.auto, "--device", help="Where the model runs; auto picks CUDA, then MPS, then CPU.")
 SeedOpt = typer.Option(None, "--seed", help="Seed for eps: the same seed gives the same sketches.")
 MaxSideOpt = typer.Option(1024, "--max-side", help="Photos longer than this are drawn at this size and scaled back up; 0 draws at full size (tiled).")
@@ -184,18 +184,18 @@ def train(
     data: List[Path] = typer.Argument(..., help="Folders with photos/ and sketches/ (matching names) and optional styles.csv (name,style)."),
     output: Path = typer.Option(..., "--output", "-o", help="Run folder: checkpoint, logs, sample grids, and the final model/."),
     config: Optional[Path] = typer.Option(None, "--config", help="A config.json to start from (model shape and training settings); the flags below override it."),
-    default_style: Optional[str] = typer.Option(None, "--default-style", help="Style of pairs that styles.csv does not name [default: the config's default]."),
+    default_style: Optional[str] = typer.Option(None, "--default-style", help="Style of pairs that styles.csv does not name (default: the config's default)."),
     unpaired: Optional[Path] = typer.Option(None, "--unpaired", help="Folder of photos without sketches (e.g. scenes), trained with a reference-free contour loss."),
-    epochs: Optional[int] = typer.Option(None, "--epochs", min=1, help="[default: 80]"),
-    batch_size: Optional[int] = typer.Option(None, "--batch-size", min=1, help="[default: 8]"),
-    image_size: Optional[int] = typer.Option(None, "--image-size", min=16, help="Training crop size, a multiple of 4 [default: 128]."),
-    lr: Optional[float] = typer.Option(None, "--lr", help="Adam learning rate [default: 0.0002]."),
-    channels: Optional[int] = typer.Option(None, "--channels", min=4, help="Model width, a multiple of 4 [default: 48]."),
+    epochs: Optional[int] = typer.Option(None, "--epochs", min=1, help="Passes over the training pairs (default: 80)."),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", min=1, help="Pairs per step (default: 8)."),
+    image_size: Optional[int] = typer.Option(None, "--image-size", min=16, help="Training crop size, a multiple of 4 (default: 128)."),
+    lr: Optional[float] = typer.Option(None, "--lr", help="Adam learning rate (default: 0.0002)."),
+    channels: Optional[int] = typer.Option(None, "--channels", min=4, help="Model width, a multiple of 4 (default: 48)."),
     time_limit: Optional[float] = typer.Option(None, "--time-limit", help="Stop after the epoch that passes this many minutes, and export."),
     resume: bool = typer.Option(False, "--resume", help="Continue from OUTPUT/checkpoint.safetensors (its config wins)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Start again in an OUTPUT that holds a run."),
     device: Device = DeviceOpt,
-    seed: Optional[int] = typer.Option(None, "--seed", help="[default: 0]"),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Seed for initialisation, crops and noise (default: 0)."),
 ):
     """Train encoder, generator and discriminator on photo/sketch pairs. Runs under torchrun for several GPUs."""
     from dataclasses import replace
@@ -224,7 +224,7 @@ def evaluate(
     split: Split = typer.Option(Split.val, "--split", help="Score the held-out pairs (val), the training pairs, or all."),
     default_style: Optional[str] = typer.Option(None, "--default-style", help="Style of pairs that styles.csv does not name."),
     n: int = typer.Option(4, "--n", min=2, help="Samples per photo for the diversity score."),
-    seed: int = typer.Option(0, "--seed"),
+    seed: int = typer.Option(0, "--seed", help="Seed for the samples' eps."),
     limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Score at most this many pairs per folder."),
     weights: Optional[str] = WeightsOpt,
     device: Device = DeviceOpt,
