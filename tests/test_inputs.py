@@ -800,3 +800,31 @@ def test_bad_shard_spec(spec, photos, tmp_path, tiny_model_dir):
     assert run.code == 2, run.text
     assert len(run.lines) == 1 and run.lines[0].startswith("error: ") and "--shard" in run.lines[0], run.text
     assert files(out) == set()
+
+
+def test_ctrl_c_stops_cleanly_and_a_rerun_finishes(tmp_path, tiny_model_dir):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    photos = tmp_path / "many"
+    photos.mkdir()
+    for i in range(40):
+        picture(seed=i).resize((400, 300)).save(photos / f"p{i:02d}.jpg")
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "sketchify", "convert", str(photos), "-o", str(out), "--weights", str(tiny_model_dir),
+           "--batch-size", "1", "--max-side", "0", "--device", "cpu"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not (out.exists() and any(out.glob("*.png"))):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stdout + stderr
+    assert "interrupted" in stderr and "converted before Ctrl-C" in stderr and "Traceback" not in stderr
+    assert not list(out.glob("*.part")) and not list(out.glob(".*"))
+    done = len(list(out.glob("*.png")))
+    rerun = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert rerun.returncode == 0, rerun.stderr
+    assert f"{40 - done} converted, {done} skipped, 0 failed" in rerun.stdout
