@@ -704,6 +704,32 @@ def test_read_only_output_folder(photos, tmp_path, tiny_model_dir):
         out.chmod(0o755)
 
 
+def test_full_disk_stops_the_batch_with_one_error(photos, tmp_path, tiny_model_dir, monkeypatch):
+    """Runs as root too: the disk fills up after the second sketch (ENOSPC from the real write path)."""
+    import errno
+
+    import sketchify.convert as conv
+
+    for i in range(5):
+        picture(seed=i).save(photos / f"img{i}.jpg")
+    real_save, written = conv.save_atomic, []
+
+    def filling_up(img, path, fmt):
+        if len(written) == 2:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real_save(img, path, fmt)
+        written.append(path.name)
+
+    monkeypatch.setattr(conv, "save_atomic", filling_up)
+    out = tmp_path / "out"
+    run = convert(tiny_model_dir, photos, "-o", out, "--batch-size", "1")
+    assert run.code == 2, run.text
+    errors = [line for line in run.lines if line.startswith("error: ")]
+    assert len(errors) == 1 and "No space left on device" in errors[0] and "stopped" in errors[0], run.text
+    assert not run.lines_naming("failed:"), run.text
+    assert files(out) == set(written) and len(written) == 2  # what was written stays, whole
+
+
 # ---------------------------------------------------------------- folders
 
 
