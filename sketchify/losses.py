@@ -28,14 +28,35 @@ def diversity_hinge(a: torch.Tensor, b: torch.Tensor, margin: float) -> torch.Te
     return F.relu(margin - (a - b).abs().mean(dim=(1, 2, 3))).mean()
 
 
-def contour_target(photo: torch.Tensor) -> torch.Tensor:
-    """A reference-free target for photos without a sketch: dark where the photo has strong edges, white elsewhere."""
+# How each style draws a photo that has no reference sketch: (stroke darkness, stroke width in px, tone shading).
+CONTOUR_LOOKS = {
+    "light-pencil": (0.6, 1, 0.0),
+    "bold-ink": (1.0, 3, 0.0),
+    "shaded-pencil": (0.8, 1, 0.35),
+    "portrait": (0.8, 1, 0.35),
+}
+DEFAULT_LOOK = (0.8, 1, 0.0)
+
+
+def contour_target(photo: torch.Tensor, looks: list[tuple[float, int, float]] | None = None) -> torch.Tensor:
+    """A reference-free target for photos without a sketch: strokes where the photo has strong edges, white
+    paper elsewhere, drawn per sample in a style's look (darker or lighter, thicker, shaded by the photo's tone)."""
     grey = (photo * torch.tensor([0.299, 0.587, 0.114], device=photo.device).view(1, 3, 1, 1)).sum(1, keepdim=True)
-    blur = F.avg_pool2d(F.pad(grey, (1, 1, 1, 1), mode="replicate"), 3, stride=1)
+    blur = F.avg_pool2d(F.pad(grey, (2, 2, 2, 2), mode="replicate"), 5, stride=1)  # texture is not a contour
     gx, gy = image_gradients(blur)
     mag = torch.sqrt(F.pad(gx, (0, 1)) ** 2 + F.pad(gy, (0, 0, 0, 1)) ** 2 + 1e-8)
     scale = torch.quantile(mag.flatten(1), 0.97, dim=1).clamp_min(1e-3).view(-1, 1, 1, 1)
-    return 1 - (mag / scale).clamp(0, 1)
+    edges = ((mag / scale - 0.3) / 0.7).clamp(0, 1)  # weak edges stay white paper
+    if looks is None:
+        return 1 - edges
+    targets = []
+    for i, (darkness, width, shading) in enumerate(looks):
+        e = edges[i:i + 1]
+        if width > 1:
+            e = F.max_pool2d(e, width, stride=1, padding=width // 2)
+        paper = 1 - shading * (1 - grey[i:i + 1]) ** 2  # darker photo areas get a light tone
+        targets.append(paper * (1 - darkness * e))
+    return torch.cat(targets)
 
 
 class GANLoss(nn.Module):

@@ -23,7 +23,7 @@ from .config import SketchConfig
 from .device import pick_device
 from .data import SketchDataset, find_pairs, find_photos, split
 from .errors import SketchifyError
-from .losses import GANLoss, contour_target, diversity_hinge, edge_l1, kl_divergence
+from .losses import CONTOUR_LOOKS, DEFAULT_LOOK, GANLoss, contour_target, diversity_hinge, edge_l1, kl_divergence
 from .model import CONFIG_NAME, WEIGHTS_NAME, PatchDiscriminator, SketchModel, reparameterize
 
 CHECKPOINT = "checkpoint.safetensors"
@@ -202,7 +202,8 @@ def train_step(g_step, d_step, opt_g, opt_d, batch, unpaired, cfg: SketchConfig,
             "div": diversity_hinge(fake1, fake2.float(), cfg.diversity_margin),
         }
         if unpaired is not None:
-            losses["contour"] = F.l1_loss(fake_all[n:].float(), contour_target(photo_all[n:]))
+            looks = [CONTOUR_LOOKS.get(cfg.styles[int(s)], DEFAULT_LOOK) for s in style_all[n:]]
+            losses["contour"] = F.l1_loss(fake_all[n:].float(), contour_target(photo_all[n:], looks))
     loss_g = (cfg.l1_weight * losses["l1"] + cfg.edge_weight * losses["edge"] + cfg.kl_weight * losses["kl"]
               + cfg.adv_weight * losses["adv"] + cfg.diversity_weight * losses["div"]
               + cfg.unpaired_weight * losses.get("contour", 0.0))
