@@ -192,7 +192,7 @@ def train(
     lr: Optional[float] = typer.Option(None, "--lr", help="Adam learning rate (default: 0.0002)."),
     channels: Optional[int] = typer.Option(None, "--channels", min=4, help="Model width, a multiple of 4 (default: 48)."),
     time_limit: Optional[float] = typer.Option(None, "--time-limit", help="Stop after the epoch that passes this many minutes, and export."),
-    resume: bool = typer.Option(False, "--resume", help="Continue from OUTPUT/checkpoint.safetensors (its config wins)."),
+    resume: bool = typer.Option(False, "--resume", help="Continue from OUTPUT/checkpoint.safetensors with its config; --epochs may extend it."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Start again in an OUTPUT that holds a run."),
     device: Device = DeviceOpt,
     seed: Optional[int] = typer.Option(None, "--seed", help="Seed for initialisation, crops and noise (default: 0)."),
@@ -211,7 +211,7 @@ def train(
         raise SketchifyError("--image-size and --channels must be multiples of 4")
     cfg.load_size = max(cfg.load_size, cfg.image_size)
     opts = TrainOptions(data=data, run=output, config=cfg, unpaired=unpaired, default_style=default_style,
-                        resume=resume, overwrite=overwrite, device=device.value, time_limit_min=time_limit,
+                        resume=resume, overwrite=overwrite, device=device.value, time_limit_min=time_limit, resume_epochs=epochs,
                         progress=err.is_terminal, log=out.print)
     model = run_training(opts)
     out.print(f"done: sketchify convert photos/ -o sketches/ --weights {model}", markup=False)

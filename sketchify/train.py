@@ -40,6 +40,7 @@ class TrainOptions:
     overwrite: bool = False
     device: str = "auto"
     time_limit_min: float | None = None  # stop (and export) after the epoch that passes this
+    resume_epochs: int | None = None  # on resume, train to this many epochs instead of the checkpoint's
     progress: bool = True
     log: callable = print
 
@@ -85,6 +86,8 @@ def train(opts: TrainOptions) -> Path:
             raise SketchifyError(f"{ckpt_path}: no checkpoint to resume from")
         cfg, start_epoch, tensors, meta = read_checkpoint(ckpt_path)
         resume_state = (tensors, meta)
+        if opts.resume_epochs:
+            cfg.epochs = opts.resume_epochs
     elif (run / "model" / WEIGHTS_NAME).exists() or ckpt_path.exists():
         if not opts.overwrite:
             raise SketchifyError(f"{run}: already holds a training run; pass --resume to continue it or --overwrite to start again")

@@ -71,6 +71,11 @@ def test_existing_run_needs_resume_or_overwrite_and_resume_continues(pair_dir, t
     assert log == [1]  # the checkpoint's config says 1 epoch: nothing more to train, the model is exported again
     assert (run / "model" / "model.safetensors").exists()
 
+    result = runner.invoke(app, ["train", str(pair_dir), "-o", str(run), "--resume", "--epochs", "2"])
+    assert result.exit_code == 0, result.output
+    log = [json.loads(line)["epoch"] for line in (run / "log.jsonl").read_text().splitlines()]
+    assert log == [1, 2]  # --epochs extends a resumed run
+
     assert train_cli(pair_dir, run, "--overwrite", epochs=1).exit_code == 0
 
 
