@@ -67,12 +67,7 @@ class GeneratorForward(nn.Module):
 def train(opts: TrainOptions) -> Path:
     """Train, checkpoint each epoch, and export RUN/model; returns that model folder."""
     cfg = opts.config
-    distributed = "RANK" in os.environ and "WORLD_SIZE" in os.environ
-    rank, world = 0, 1
-    if distributed:
-        backend = "nccl" if torch.cuda.is_available() else "gloo"
-        dist.init_process_group(backend)
-        rank, world = dist.get_rank(), dist.get_world_size()
+    distributed, rank, world = init_distributed()
     device = pick_device(opts.device, local_rank=int(os.environ.get("LOCAL_RANK", 0)))
     main = rank == 0
     log = opts.log if main else (lambda *a, **k: None)
@@ -95,18 +90,7 @@ def train(opts: TrainOptions) -> Path:
     torch.manual_seed(cfg.seed + rank)
     random.seed(cfg.seed + rank)
 
-    pairs = [p for d in opts.data for p in find_pairs(d, cfg, opts.default_style)]
-    train_pairs, val_pairs = split(pairs, cfg.val_fraction)
-    if not train_pairs:
-        raise SketchifyError("no training pairs left after the validation split; add more pairs")
-    log(f"{len(train_pairs)} training pairs, {len(val_pairs)} held out for validation")
-    train_set = SketchDataset(train_pairs, cfg, augment=True)
-    val_set = SketchDataset(val_pairs[:8] or train_pairs[:8], cfg, augment=False)
-    unpaired_set = None
-    if opts.unpaired is not None and cfg.unpaired_weight > 0:
-        unpaired_set = SketchDataset(find_photos(opts.unpaired, cfg), cfg, augment=True)
-        log(f"{len(unpaired_set)} unpaired photos for the contour loss")
-
+    train_set, val_set, unpaired_set = load_data(opts, cfg, log)
     sampler = torch.utils.data.DistributedSampler(train_set, shuffle=True, seed=cfg.seed) if distributed else None
     loader = torch.utils.data.DataLoader(train_set, batch_size=cfg.batch_size, shuffle=sampler is None,
                                          sampler=sampler, drop_last=len(train_set) >= cfg.batch_size * world)
@@ -139,10 +123,9 @@ def train(opts: TrainOptions) -> Path:
     for epoch in range(start_epoch + 1, cfg.epochs + 1):
         if sampler is not None:
             sampler.set_epoch(epoch)
-        lr = cfg.lr * lr_factor(epoch, cfg.epochs)
         for opt in (opt_g, opt_d):
             for group in opt.param_groups:
-                group["lr"] = lr
+                group["lr"] = cfg.lr * lr_factor(epoch, cfg.epochs)
         model.train()
         totals: dict[str, float] = {}
         with progress_bar(opts.progress and main, f"epoch {epoch}/{cfg.epochs}", len(loader)) as advance:
@@ -174,7 +157,6 @@ def train(opts: TrainOptions) -> Path:
         dist.barrier()
         dist.destroy_process_group()
     return run / "model"
-
 
 
 def train_step(g_step, d_step, opt_g, opt_d, batch, unpaired, cfg: SketchConfig, *, device: torch.device,
@@ -230,6 +212,30 @@ def train_step(g_step, d_step, opt_g, opt_d, batch, unpaired, cfg: SketchConfig,
 
 
 # helpers
+
+
+def init_distributed() -> tuple[bool, int, int]:
+    """Join the process group when started by torchrun; returns (distributed, rank, world size)."""
+    if "RANK" not in os.environ or "WORLD_SIZE" not in os.environ:
+        return False, 0, 1
+    dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    return True, dist.get_rank(), dist.get_world_size()
+
+
+def load_data(opts: TrainOptions, cfg: SketchConfig, log) -> tuple[SketchDataset, SketchDataset, SketchDataset | None]:
+    """Training pairs, a few fixed validation pairs for the sample grid, and the unpaired photos if any."""
+    pairs = [p for d in opts.data for p in find_pairs(d, cfg, opts.default_style)]
+    train_pairs, val_pairs = split(pairs, cfg.val_fraction)
+    if not train_pairs:
+        raise SketchifyError("no training pairs left after the validation split; add more pairs")
+    log(f"{len(train_pairs)} training pairs, {len(val_pairs)} held out for validation")
+    train_set = SketchDataset(train_pairs, cfg, augment=True)
+    val_set = SketchDataset(val_pairs[:8] or train_pairs[:8], cfg, augment=False)
+    unpaired_set = None
+    if opts.unpaired is not None and cfg.unpaired_weight > 0:
+        unpaired_set = SketchDataset(find_photos(opts.unpaired, cfg), cfg, augment=True)
+        log(f"{len(unpaired_set)} unpaired photos for the contour loss")
+    return train_set, val_set, unpaired_set
 
 
 def lr_factor(epoch: int, epochs: int) -> float:
