@@ -225,6 +225,7 @@ def evaluate(
     default_style: Optional[str] = typer.Option(None, "--default-style", help="Style of pairs that styles.csv does not name."),
     n: int = typer.Option(4, "--n", min=2, help="Samples per photo for the diversity score."),
     seed: int = typer.Option(0, "--seed", help="Seed for the samples' eps."),
+    temperature: float = typer.Option(1.0, "--temperature", "-t", min=0.0, help="Noise scale of the samples."),
     limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Score at most this many pairs per folder."),
     weights: Optional[str] = WeightsOpt,
     device: Device = DeviceOpt,
@@ -248,7 +249,12 @@ def evaluate(
         pairs += found[:limit]
     if not pairs:
         raise SketchifyError(f"no {split.value} pairs in {', '.join(map(str, data))}")
-    results = score(sketcher, pairs, n_samples=n, seed=seed)
+    from rich.progress import Progress
+
+    with Progress(console=err, disable=not err.is_terminal, transient=True) as bar:
+        task = bar.add_task("scoring", total=len(pairs))
+        results = score(sketcher, pairs, n_samples=n, seed=seed, temperature=temperature,
+                        progress=lambda: bar.advance(task))
     table = Table(title=f"{len(pairs)} {split.value} pairs; MAE lower is better, SSIM higher is better")
     for col in ("style", "n", "method", "MAE", "SSIM", "worst MAE", "worst SSIM", "diversity"):
         table.add_column(col, justify="left" if col in ("style", "method") else "right", no_wrap=True)

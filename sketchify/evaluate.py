@@ -56,7 +56,8 @@ class Scores:
 METHODS = ("model t=0", "model samples", "blank page", "pencil filter")
 
 
-def evaluate(sketcher, pairs: list[Pair], *, n_samples: int = 4, seed: int = 0, progress=lambda: None) -> dict:
+def evaluate(sketcher, pairs: list[Pair], *, n_samples: int = 4, seed: int = 0, temperature: float = 1.0,
+             progress=lambda: None) -> dict:
     """Per style: {method: {"mae", "ssim", ...}} with diversity for the model's samples; each on the same pairs."""
     table: dict[str, dict[str, Scores]] = {}
     for pair in pairs:
@@ -70,7 +71,7 @@ def evaluate(sketcher, pairs: list[Pair], *, n_samples: int = 4, seed: int = 0, 
             return {"mae": mae(t, reference), "ssim": ssim(t, reference)}
 
         row["model t=0"].add(**score(sketcher.sketch(photo, style=style)))
-        samples = sketcher.samples(photo, n_samples, style=style, seed=seed)
+        samples = sketcher.samples(photo, n_samples, style=style, seed=seed, temperature=temperature)
         per_sample = [score(s) for s in samples]
         tensors = [grey(s) for s in samples]
         diversity = sum(mae(a, b) for a, b in itertools.combinations(tensors, 2)) / max(1, n_samples * (n_samples - 1) // 2)
