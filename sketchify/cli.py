@@ -186,7 +186,7 @@ def train(
     config: Optional[Path] = typer.Option(None, "--config", help="A config.json to start from (model shape and training settings); the flags below override it."),
     default_style: Optional[str] = typer.Option(None, "--default-style", help="Style of pairs that styles.csv does not name (default: the config's default)."),
     unpaired: Optional[Path] = typer.Option(None, "--unpaired", help="Folder of photos without sketches (e.g. scenes), trained with a reference-free contour loss."),
-    epochs: Optional[int] = typer.Option(None, "--epochs", min=1, help="Passes over the training pairs (default: 80)."),
+    epochs: Optional[int] = typer.Option(None, "--epochs", min=1, help="Passes over the training pairs (default: 110)."),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", min=1, help="Pairs per step (default: 8)."),
     image_size: Optional[int] = typer.Option(None, "--image-size", min=16, help="Training crop size, a multiple of 4 (default: 128)."),
     lr: Optional[float] = typer.Option(None, "--lr", help="Adam learning rate (default: 0.0002)."),

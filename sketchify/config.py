@@ -26,10 +26,10 @@ class SketchConfig:
     # loss weights
     l1_weight: float = 1.0
     edge_weight: float = 1.0  # L1 on image gradients: keeps thin strokes sharp (no pretrained net offline)
-    kl_weight: float = 0.002  # beta, per latent element: higher starves the latent and blurs the sketch
+    kl_weight: float = 0.001  # beta, per latent element: higher keeps sigma near 1, drowning the photo in noise
     adv_weight: float = 0.03  # lambda
     diversity_weight: float = 1.0
-    diversity_margin: float = 0.04  # wanted mean |G(z1) - G(z2)| on [0, 1] pixels
+    diversity_margin: float = 0.015  # wanted mean |G(z1) - G(z2)| on [0, 1] pixels; higher scrambles strokes
     unpaired_weight: float = 0.5  # contour loss on photos without a sketch (scenes)
     # training
     image_size: int = 128  # training crop
@@ -37,7 +37,7 @@ class SketchConfig:
     batch_size: int = 8
     unpaired_batch_size: int = 2
     lr: float = 2e-4
-    epochs: int = 40
+    epochs: int = 110
     val_fraction: float = 0.1
     seed: int = 0
 

@@ -63,6 +63,8 @@ class Encoder(nn.Module):
         )
         self.blocks = nn.ModuleList(StyleResBlock(channels=channels, style_dim=style_dim) for _ in range(blocks))
         self.to_stats = nn.Conv2d(channels, 2 * latent_channels, 3, padding=1)
+        # start with sigma ~ 0.2: at sigma = 1 the generator sees mostly noise and learns to ignore the photo
+        nn.init.constant_(self.to_stats.bias[latent_channels:], -3.0)
 
     def forward(self, photo: torch.Tensor, style: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         h = self.stem(photo * 2 - 1)
