@@ -198,3 +198,25 @@ class TestBadWeights:
 
         monkeypatch.setattr(huggingface_hub, "snapshot_download", boom)
         SketchModel.from_pretrained(tiny_model_dir)
+
+
+def test_hub_repo_id_goes_through_huggingface_hub(tiny_model_dir, monkeypatch):
+    import huggingface_hub
+
+    calls = []
+
+    def fake_download(repo_id, allow_patterns=None):
+        calls.append((repo_id, tuple(allow_patterns)))
+        return str(tiny_model_dir)
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", fake_download)
+    model = SketchModel.from_pretrained("someone/sketch-model")
+    assert calls == [("someone/sketch-model", ("config.json", "model.safetensors", "README.md"))]
+    assert model.config.channels == 8
+
+    def offline(repo_id, allow_patterns=None):
+        raise huggingface_hub.errors.LocalEntryNotFoundError("offline")
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", offline)
+    with pytest.raises(SketchifyError, match="could not be fetched from the Hub"):
+        SketchModel.from_pretrained("someone/other")
