@@ -6,9 +6,9 @@ import itertools
 from dataclasses import dataclass, field
 
 import torch
-import torch.nn.functional as F
 from PIL import Image
 
+from . import losses
 from .data import Pair, to_tensor
 from .images import load_photo, pencil_filter
 
@@ -21,20 +21,8 @@ def mae(a: torch.Tensor, b: torch.Tensor) -> float:
     return float((a - b).abs().mean())
 
 
-def ssim(a: torch.Tensor, b: torch.Tensor, sigma: float = 1.5) -> float:
-    """Structural similarity (Wang et al. 2004) with an 11x11 Gaussian window, for images in [0, 1]."""
-    c1, c2 = 0.01 ** 2, 0.03 ** 2
-    x = torch.arange(11, dtype=torch.float32) - 5
-    g = torch.exp(-x ** 2 / (2 * sigma ** 2))
-    g = (g / g.sum())
-    window = (g[:, None] * g[None, :])[None, None]
-    blur = lambda t: F.conv2d(t, window)  # noqa: E731 - valid region only, as in the reference code
-    mu_a, mu_b = blur(a), blur(b)
-    var_a = blur(a * a) - mu_a ** 2
-    var_b = blur(b * b) - mu_b ** 2
-    cov = blur(a * b) - mu_a * mu_b
-    s = ((2 * mu_a * mu_b + c1) * (2 * cov + c2)) / ((mu_a ** 2 + mu_b ** 2 + c1) * (var_a + var_b + c2))
-    return float(s.mean())
+def ssim(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float(losses.ssim(a, b))
 
 
 @dataclass

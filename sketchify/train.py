@@ -23,7 +23,8 @@ from .config import SketchConfig
 from .device import pick_device
 from .data import SketchDataset, find_pairs, find_photos, split
 from .errors import SketchifyError
-from .losses import CONTOUR_LOOKS, DEFAULT_LOOK, GANLoss, contour_target, diversity_hinge, edge_l1, kl_divergence
+from .losses import (CONTOUR_LOOKS, DEFAULT_LOOK, GANLoss, contour_target, diversity_hinge, edge_l1,
+                     kl_divergence, ssim)
 from .model import CONFIG_NAME, WEIGHTS_NAME, PatchDiscriminator, SketchModel, reparameterize
 
 CHECKPOINT = "checkpoint.safetensors"
@@ -182,6 +183,7 @@ def train_step(g_step, d_step, opt_g, opt_d, batch, unpaired, cfg: SketchConfig,
         losses = {
             "l1": F.l1_loss(fake1, sketch),
             "edge": edge_l1(fake1, sketch),
+            "ssim": 1 - ssim(fake1, sketch),
             "kl": kl_divergence(mu.float(), logvar.float()),
             "adv": gan(disc(photo.repeat(2, 1, 1, 1), fakes), True),
             "div": diversity_hinge(fake1, fake2.float(), cfg.diversity_margin),
@@ -189,7 +191,8 @@ def train_step(g_step, d_step, opt_g, opt_d, batch, unpaired, cfg: SketchConfig,
         if unpaired is not None:
             looks = [CONTOUR_LOOKS.get(cfg.styles[int(s)], DEFAULT_LOOK) for s in style_all[n:]]
             losses["contour"] = F.l1_loss(fake_all[n:].float(), contour_target(photo_all[n:], looks))
-    loss_g = (cfg.l1_weight * losses["l1"] + cfg.edge_weight * losses["edge"] + cfg.kl_weight * losses["kl"]
+    loss_g = (cfg.l1_weight * losses["l1"] + cfg.ssim_weight * losses["ssim"] + cfg.edge_weight * losses["edge"]
+              + cfg.kl_weight * losses["kl"]
               + cfg.adv_weight * losses["adv"] + cfg.diversity_weight * losses["div"]
               + cfg.unpaired_weight * losses.get("contour", 0.0))
     check_finite(loss_g, epoch, ckpt_path)

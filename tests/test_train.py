@@ -30,7 +30,7 @@ def test_training_steps_lower_the_loss(pair_dir):
              for _ in range(60)]
     first, last = steps[0]["l1"], sum(s["l1"] for s in steps[-5:]) / 5
     assert last < 0.7 * first, (first, last)
-    assert set(steps[0]) == {"l1", "edge", "kl", "adv", "div", "d"}
+    assert set(steps[0]) == {"l1", "ssim", "edge", "kl", "adv", "div", "d"}
 
 
 def train_cli(pair_dir, run, *extra, epochs=2):
