@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import resource
 import subprocess
 import sys
 import tempfile
@@ -46,13 +45,18 @@ def rate(fn, n_items: int, min_seconds: float = 3.0) -> float:
 
 
 def timed(cmd: list[str]) -> tuple[float, int]:
-    """Wall seconds and peak RSS (MiB) of a child process."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    """Wall seconds and peak RSS (MiB) of one sketchify process (measured inside it, so runs do not mix)."""
+    probe = ("import resource, runpy, sys\n"
+             f"sys.argv = {['sketchify'] + cmd!r}\n"
+             "try:\n    runpy.run_module('sketchify', run_name='__main__')\n"
+             "finally:\n    print('MAXRSS', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)\n")
     start = time.perf_counter()
-    subprocess.run(cmd, check=True, capture_output=True)
+    proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
     seconds = time.perf_counter() - start
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return seconds, max(peak, before) // 1024
+    if proc.returncode != 0:
+        raise SystemExit(f"{cmd} failed: {proc.stderr[-500:]}")
+    peak_kib = int(proc.stderr.rsplit("MAXRSS", 1)[1].split()[0])
+    return seconds, peak_kib // 1024
 
 
 def main() -> None:
@@ -95,7 +99,7 @@ def main() -> None:
         photo(512).save(tmp / "one.jpg", quality=90)
         big = photo(1000).resize((4000, 3000), Image.BICUBIC)
         big.save(tmp / "big.jpg", quality=90)
-        exe = [sys.executable, "-m", "sketchify"]
+        exe: list[str] = []
         w = ["--weights", args.weights] if args.weights else []
         sec, _ = timed(exe + ["--help"])
         rows.append(("`sketchify --help`", f"{sec:.2f} s"))
