@@ -45,11 +45,16 @@ def rate(fn, n_items: int, min_seconds: float = 3.0) -> float:
 
 
 def timed(cmd: list[str]) -> tuple[float, int]:
-    """Wall seconds and peak RSS (MiB) of one sketchify process (measured inside it, so runs do not mix)."""
-    probe = ("import resource, runpy, sys\n"
+    """Wall seconds and peak RSS (MiB) of one sketchify process.
+
+    Read from /proc/self/status (VmHWM) inside the child: getrusage's ru_maxrss survives exec on Linux, so it
+    would report this benchmark's own peak instead.
+    """
+    probe = ("import runpy, sys\n"
              f"sys.argv = {['sketchify'] + cmd!r}\n"
              "try:\n    runpy.run_module('sketchify', run_name='__main__')\n"
-             "finally:\n    print('MAXRSS', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)\n")
+             "finally:\n    hwm = [l for l in open('/proc/self/status') if l.startswith('VmHWM')][0].split()[1]\n"
+             "    print('MAXRSS', hwm, file=sys.stderr)\n")
     start = time.perf_counter()
     proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
     seconds = time.perf_counter() - start

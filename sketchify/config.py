@@ -25,10 +25,10 @@ class SketchConfig:
     disc_layers: int = 3
     # loss weights
     l1_weight: float = 1.0
-    ssim_weight: float = 2.5  # 1 - SSIM: clean paper where the reference is flat, strokes where it draws
+    ssim_weight: float = 5.0  # 1 - SSIM: clean paper where the reference is flat, strokes where it draws
     edge_weight: float = 1.0  # L1 on image gradients: keeps thin strokes sharp (no pretrained net offline)
     kl_weight: float = 0.001  # beta, per latent element: higher keeps sigma near 1, drowning the photo in noise
-    adv_weight: float = 0.1  # lambda: lower lets L1 win, and L1 alone draws white paper for uncertain lines
+    adv_weight: float = 0.05  # lambda: much lower and L1 draws white paper for uncertain lines; higher adds texture SSIM punishes
     diversity_weight: float = 1.0
     diversity_margin: float = 0.015  # wanted mean |G(z1) - G(z2)| on [0, 1] pixels; higher scrambles strokes
     unpaired_weight: float = 0.5  # contour loss on photos without a sketch (scenes)

