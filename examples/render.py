@@ -18,6 +18,15 @@ HERE = Path(__file__).parent
 SAMPLES = 3
 
 
+def fit_box(im: Image.Image, box: int) -> Image.Image:
+    """Scale into a box x box square on white, so landscape and portrait photos share one grid."""
+    im = im.convert("RGB")
+    im.thumbnail((box, box), Image.BICUBIC)
+    canvas = Image.new("RGB", (box, box), "white")
+    canvas.paste(im, ((box - im.width) // 2, (box - im.height) // 2))
+    return canvas
+
+
 def main() -> None:
     sketcher = Sketcher.from_pretrained(device="cpu")
     tiles = []
@@ -33,15 +42,8 @@ def main() -> None:
         for k, sample in enumerate(sketcher.samples(photo, SAMPLES, style="bold-ink", seed=0)):
             sample.save(HERE / "samples" / f"{path.stem}_{k}.png")
             row.append(sample)
-        tiles += [im.resize((240, round(240 * im.height / im.width)), Image.BICUBIC) for im in row]
-        # photos differ in orientation: pad each tile to one height so the rows line up
-    height = max(t.height for t in tiles)
-    padded = []
-    for t in tiles:
-        canvas = Image.new("RGB", (t.width, height), "white")
-        canvas.paste(t.convert("RGB"), (0, (height - t.height) // 2))
-        padded.append(canvas)
-    contact_sheet(padded, height=160, columns=1 + len(sketcher.styles) + SAMPLES).save(HERE / "sheet.png")
+        tiles += [fit_box(im, 200) for im in row]
+    contact_sheet(tiles, height=200, columns=1 + len(sketcher.styles) + SAMPLES).save(HERE / "sheet.png")
     print("styles:", ", ".join(sketcher.styles), f"+ {SAMPLES} bold-ink samples -> {HERE / 'sheet.png'}")
 
 
