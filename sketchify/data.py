@@ -142,10 +142,16 @@ def center_crop(x: torch.Tensor, s: int) -> torch.Tensor:
     return x[:, top:top + s, left:left + s]
 
 
+def luma(rgb: torch.Tensor) -> torch.Tensor:
+    """(..., 3, H, W) RGB -> (..., 1, H, W) luminance (ITU-R 601 weights, as Pillow's "L")."""
+    weights = torch.tensor([0.299, 0.587, 0.114], dtype=rgb.dtype, device=rgb.device).view(3, 1, 1)
+    return (rgb * weights).sum(-3, keepdim=True)
+
+
 def jitter(photo: torch.Tensor) -> torch.Tensor:
     """Brightness, contrast and saturation jitter of +-20%, on the photo only."""
     b, c, s = (random.uniform(0.8, 1.2) for _ in range(3))
-    grey = (photo * torch.tensor([0.299, 0.587, 0.114]).view(3, 1, 1)).sum(0, keepdim=True)
+    grey = luma(photo)
     photo = grey + (photo - grey) * s
     photo = photo.mean() + (photo - photo.mean()) * c
     return (photo * b).clamp(0, 1)

@@ -11,7 +11,7 @@ from PIL import Image
 from .data import to_tensor
 from .device import pick_device
 from .errors import SketchifyError
-from .images import load_photo
+from .images import load_photo, to_rgb
 from .model import CONFIG_NAME, SketchModel
 
 DEFAULT_MAX_SIDE = 1024  # larger photos are drawn at this size, then scaled up: strokes keep a pencil's width
@@ -137,8 +137,6 @@ def as_photo(image) -> Image.Image:
         return load_photo(image)
     if not isinstance(image, Image.Image):
         raise SketchifyError(f"expected a PIL image or a path, got {type(image).__name__}")
-    from .images import to_rgb
-
     return to_rgb(image)
 
 

@@ -6,6 +6,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .data import luma
+
 
 def kl_divergence(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     """KL(N(mu, sigma^2) || N(0, 1)) in closed form, averaged over latent elements."""
@@ -57,7 +59,7 @@ DEFAULT_LOOK = (0.8, 1, 0.0)
 def contour_target(photo: torch.Tensor, looks: list[tuple[float, int, float]] | None = None) -> torch.Tensor:
     """A reference-free target for photos without a sketch: strokes where the photo has strong edges, white
     paper elsewhere, drawn per sample in a style's look (darker or lighter, thicker, shaded by the photo's tone)."""
-    grey = (photo * torch.tensor([0.299, 0.587, 0.114], device=photo.device).view(1, 3, 1, 1)).sum(1, keepdim=True)
+    grey = luma(photo)
     blur = F.avg_pool2d(F.pad(grey, (2, 2, 2, 2), mode="replicate"), 5, stride=1)  # texture is not a contour
     gx, gy = image_gradients(blur)
     mag = torch.sqrt(F.pad(gx, (0, 1)) ** 2 + F.pad(gy, (0, 0, 0, 1)) ** 2 + 1e-8)

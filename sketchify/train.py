@@ -268,10 +268,15 @@ def cycle(loader):
         yield from loader
 
 
+def val_batch(val_set: SketchDataset) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The fixed validation crops as one batch: photos, sketches, styles."""
+    return tuple(torch.stack([torch.as_tensor(x) for x in col]) for col in zip(*(val_set[i] for i in range(len(val_set)))))
+
+
 @torch.no_grad()
 def validate(model: SketchModel, val_set: SketchDataset, device: torch.device) -> float:
     model.eval()
-    photo, sketch, style = (torch.stack([torch.as_tensor(x) for x in col]) for col in zip(*(val_set[i] for i in range(len(val_set)))))
+    photo, sketch, style = val_batch(val_set)
     fake = model(photo.to(device), style.to(device), temperature=0.0)
     model.train()
     return float(F.l1_loss(fake.cpu(), sketch))
@@ -281,7 +286,7 @@ def validate(model: SketchModel, val_set: SketchDataset, device: torch.device) -
 def save_grid(model: SketchModel, val_set: SketchDataset, device: torch.device, path: Path) -> None:
     """One column per validation photo: photo, reference sketch, t = 0 sketch, two samples."""
     model.eval()
-    photo, sketch, style = (torch.stack([torch.as_tensor(x) for x in col]) for col in zip(*(val_set[i] for i in range(len(val_set)))))
+    photo, sketch, style = val_batch(val_set)
     photo, style = photo.to(device), style.to(device)
     rows = [photo.cpu(), sketch.expand(-1, 3, -1, -1)]
     for t in (0.0, 1.0, 1.0):
