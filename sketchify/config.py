@@ -19,7 +19,7 @@ class SketchConfig:
     channels: int = 48  # width at 1/4 resolution; 1/2 resolution uses half, full resolution a quarter
     latent_channels: int = 8  # z is a (latent_channels, H/4, W/4) map
     style_dim: int = 16
-    encoder_blocks: int = 1
+    encoder_blocks: int = 3
     generator_blocks: int = 2
     disc_channels: int = 32
     disc_layers: int = 3
@@ -30,7 +30,7 @@ class SketchConfig:
     kl_weight: float = 0.001  # beta, per latent element: higher keeps sigma near 1, drowning the photo in noise
     adv_weight: float = 0.05  # lambda: much lower and L1 draws white paper for uncertain lines; higher adds texture SSIM punishes
     diversity_weight: float = 1.0
-    diversity_margin: float = 0.015  # wanted mean |G(z1) - G(z2)| on [0, 1] pixels; higher scrambles strokes
+    diversity_margin: float = 0.06  # wanted mean |G(z1) - G(z2)| where the reference draws (losses.ink_weight)
     unpaired_weight: float = 0.5  # contour loss on photos without a sketch (scenes)
     # training
     image_size: int = 128  # training crop

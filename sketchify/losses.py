@@ -41,9 +41,24 @@ def ssim(a: torch.Tensor, b: torch.Tensor, sigma: float = 1.5) -> torch.Tensor:
     return s.mean()
 
 
-def diversity_hinge(a: torch.Tensor, b: torch.Tensor, margin: float) -> torch.Tensor:
-    """Mode seeking: penalise two sketches of one photo (different eps) that differ by less than the margin."""
-    return F.relu(margin - (a - b).abs().mean(dim=(1, 2, 3))).mean()
+def ink_weight(sketch: torch.Tensor) -> torch.Tensor:
+    """1 on and around the reference's strokes and shading, 0 on its bare paper (paper grain is not ink)."""
+    darkness = F.max_pool2d(1 - sketch, 5, stride=1, padding=2)
+    return ((darkness - 0.25) / 0.25).clamp(0, 1)
+
+
+def diversity_hinge(a: torch.Tensor, b: torch.Tensor, margin: float, weight: torch.Tensor | None = None) -> torch.Tensor:
+    """Mode seeking: penalise two sketches of one photo (different eps) that differ by less than the margin.
+
+    With a weight (ink_weight of the reference) the difference is measured where the drawing is, so samples
+    vary in strokes, shading and hair, and stay clean white paper elsewhere.
+    """
+    diff = (a - b).abs()
+    if weight is None:
+        d = diff.mean(dim=(1, 2, 3))
+    else:
+        d = (diff * weight).sum(dim=(1, 2, 3)) / weight.sum(dim=(1, 2, 3)).clamp_min(1.0)
+    return F.relu(margin - d).mean()
 
 
 # How each style draws a photo that has no reference sketch: (stroke darkness, stroke width in px, tone shading).

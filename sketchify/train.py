@@ -23,7 +23,7 @@ from .config import SketchConfig
 from .device import pick_device
 from .data import SketchDataset, find_pairs, find_photos, split
 from .errors import SketchifyError
-from .losses import (CONTOUR_LOOKS, DEFAULT_LOOK, GANLoss, contour_target, diversity_hinge, edge_l1,
+from .losses import (CONTOUR_LOOKS, DEFAULT_LOOK, GANLoss, contour_target, diversity_hinge, edge_l1, ink_weight,
                      kl_divergence, ssim)
 from .model import CONFIG_NAME, WEIGHTS_NAME, PatchDiscriminator, SketchModel, reparameterize
 
@@ -186,7 +186,7 @@ def train_step(g_step, d_step, opt_g, opt_d, batch, unpaired, cfg: SketchConfig,
             "ssim": 1 - ssim(fake1, sketch),
             "kl": kl_divergence(mu.float(), logvar.float()),
             "adv": gan(disc(photo.repeat(2, 1, 1, 1), fakes), True),
-            "div": diversity_hinge(fake1, fake2.float(), cfg.diversity_margin),
+            "div": diversity_hinge(fake1, fake2.float(), cfg.diversity_margin, ink_weight(sketch)),
         }
         if unpaired is not None:
             looks = [CONTOUR_LOOKS.get(cfg.styles[int(s)], DEFAULT_LOOK) for s in style_all[n:]]

@@ -11,7 +11,7 @@ from conftest import lively, photo, tiny_config
 from sketchify import SketchifyError
 from sketchify.config import SketchConfig
 from sketchify.inference import Sketcher
-from sketchify.losses import contour_target, diversity_hinge, kl_divergence
+from sketchify.losses import contour_target, diversity_hinge, ink_weight, kl_divergence
 from sketchify.model import SketchModel, reparameterize
 
 
@@ -102,6 +102,20 @@ def test_diversity_hinge_is_zero_above_margin_and_positive_below():
     a = torch.zeros(2, 1, 4, 4)
     assert diversity_hinge(a, a + 0.5, margin=0.1).item() == 0.0
     assert diversity_hinge(a, a + 0.05, margin=0.1).item() == pytest.approx(0.05)
+
+
+def test_diversity_is_measured_where_the_reference_draws_not_on_bare_paper():
+    reference = torch.ones(1, 1, 16, 16)
+    reference[..., 8, :] = 0.0  # one dark stroke across white paper
+    weight = ink_weight(reference)
+    assert weight[..., 8, :].min() == 1 and weight[..., 0, :].max() == 0
+    a = torch.zeros(1, 1, 16, 16)
+    paper_only = a.clone()
+    paper_only[..., :3, :] = 1.0  # samples differ on bare paper only
+    on_stroke = a.clone()
+    on_stroke[..., 8, :] = 0.2  # samples differ on the stroke
+    assert diversity_hinge(a, paper_only, margin=0.1, weight=weight).item() == pytest.approx(0.1)
+    assert diversity_hinge(a, on_stroke, margin=0.1, weight=weight).item() < 0.1
 
 
 def test_contour_target_is_white_on_flat_areas_and_dark_on_edges():

@@ -1,0 +1,52 @@
+"""Start a fine-tuning run from a training checkpoint, with a deeper encoder and new settings.
+
+The new encoder blocks start as the identity (their last convolution is zero), so the grown model draws exactly
+what the old one drew on step 0. The discriminator keeps its weights; both optimisers start fresh.
+Then `sketchify train ... -o RUN --resume` trains it.
+
+    python training/grow.py training/default/checkpoint.safetensors runs/finetune \
+        --encoder-blocks 3 --epochs 60 --lr 1e-4 --diversity-margin 0.06
+"""
+
+import argparse
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+
+from sketchify.checkpoint import read_checkpoint, restore, save_checkpoint
+from sketchify.model import PatchDiscriminator, SketchModel
+
+parser = argparse.ArgumentParser()
+parser.add_argument("checkpoint", type=Path)
+parser.add_argument("run", type=Path)
+parser.add_argument("--encoder-blocks", type=int, required=True)
+parser.add_argument("--epochs", type=int, required=True)
+parser.add_argument("--lr", type=float, required=True)
+parser.add_argument("--diversity-margin", type=float, required=True)
+args = parser.parse_args()
+
+old_cfg, epoch, tensors, meta = read_checkpoint(args.checkpoint)
+old, disc = SketchModel(old_cfg), PatchDiscriminator(channels=old_cfg.disc_channels, layers=old_cfg.disc_layers)
+restore(args.checkpoint, tensors, meta, modules={"model": old, "disc": disc}, optimizers={})
+
+cfg = replace(old_cfg, encoder_blocks=args.encoder_blocks, epochs=args.epochs, lr=args.lr,
+              diversity_margin=args.diversity_margin)
+model = SketchModel(cfg)
+state = model.state_dict()
+state.update(old.state_dict())  # every old tensor keeps its value; only the new blocks are fresh
+model.load_state_dict(state)
+for block in model.encoder.blocks[old_cfg.encoder_blocks:]:
+    torch.nn.init.zeros_(block.conv2.weight)
+    torch.nn.init.zeros_(block.conv2.bias)
+
+photo, style = torch.rand(2, 3, 64, 64), torch.tensor([0, 1])
+assert torch.equal(old.encode(photo, style)[0], model.encode(photo, style)[0]), "grown encoder must start as the old one"
+
+opt_g = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=(0.5, 0.999))
+opt_d = torch.optim.Adam(disc.parameters(), lr=cfg.lr, betas=(0.5, 0.999))
+args.run.mkdir(parents=True, exist_ok=False)
+save_checkpoint(args.run / "checkpoint.safetensors", config=cfg, epoch=0,
+                modules={"model": model, "disc": disc}, optimizers={"opt_g": opt_g, "opt_d": opt_d})
+print(f"{args.run}: encoder blocks {old_cfg.encoder_blocks} -> {cfg.encoder_blocks}, from epoch {epoch} of "
+      f"{args.checkpoint}; resume it with sketchify train ... -o {args.run} --resume")
