@@ -116,7 +116,10 @@ class SketchDataset(torch.utils.data.Dataset):
         s = self.config.image_size
         if self.augment:
             both = self._random_crop(both, s)
-            if random.random() < 0.5:
+            # Pairs are never mirrored. Each source's sketches sit a few pixels off their photos (FS2K photo1
+            # about 2 px left, photo2/3 about 3 px down); a mirrored pair teaches the opposite offset, and a
+            # model taught both draws their average: a blurred stroke. A photo without a sketch has no offset.
+            if sketch is None and random.random() < 0.5:
                 both = both.flip(-1)
         else:
             both = center_crop(both, s)

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from conftest import tiny_config
 from sketchify.cli import app
-from sketchify.data import SketchDataset, find_pairs
+from sketchify.data import Pair, SketchDataset, find_pairs
 from sketchify.model import PatchDiscriminator, SketchModel
 from sketchify.train import GeneratorForward, train_step
 
@@ -37,6 +37,27 @@ def train_cli(pair_dir, run, *extra, epochs=2):
     cfg = run.parent / "tiny.json"
     tiny_config(epochs=epochs).save(cfg)
     return runner.invoke(app, ["train", str(pair_dir), "-o", str(run), "--config", str(cfg), *extra])
+
+
+def test_augmentation_never_mirrors_a_pair_but_mirrors_unpaired_photos(tmp_path):
+    # left half of the photo bright, left half of its sketch dark: a mirrored pair would swap both sides
+    from PIL import Image
+
+    photo = Image.new("RGB", (64, 64), "black")
+    photo.paste((255, 255, 255), (0, 0, 32, 64))
+    sketch = Image.new("L", (64, 64), 255)
+    sketch.paste(0, (0, 0, 32, 64))
+    photo.save(tmp_path / "p.png")
+    sketch.save(tmp_path / "s.png")
+    cfg = tiny_config(image_size=48, load_size=64)
+    pairs = SketchDataset([Pair("p", tmp_path / "p.png", tmp_path / "s.png", 0)], cfg, augment=True)
+    photos = SketchDataset([Pair("p", tmp_path / "p.png", None, 0)], cfg, augment=True)
+    for _ in range(20):
+        p, s, _ = pairs[0]
+        assert p[:, :, :8].mean() > p[:, :, -8:].mean()  # still bright on the left
+        assert s[:, :, :8].mean() < s[:, :, -8:].mean()  # still dark on the left
+    left_bright = [bool(p[:, :, :8].mean() > p[:, :, -8:].mean()) for p, _, _ in (photos[0] for _ in range(40))]
+    assert any(left_bright) and not all(left_bright)
 
 
 def test_train_writes_a_run_folder_that_convert_uses(pair_dir, photo_dir, tmp_path):
