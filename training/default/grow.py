@@ -4,7 +4,7 @@ The new encoder blocks start as the identity (their last convolution is zero), s
 what the old one drew on step 0. The discriminator keeps its weights; both optimisers start fresh.
 Then `sketchify train ... -o RUN --resume` trains it.
 
-    python training/grow.py training/default/checkpoint.safetensors runs/finetune \
+    python training/default/grow.py training/default/checkpoint.safetensors runs/finetune \
         --encoder-blocks 3 --epochs 60 --lr 1e-4 --diversity-margin 0.06
 """
 
