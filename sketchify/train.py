@@ -100,8 +100,7 @@ def train(opts: TrainOptions) -> Path:
 
     model = SketchModel(cfg).to(device)
     disc = PatchDiscriminator(channels=cfg.disc_channels, layers=cfg.disc_layers).to(device)
-    opt_g = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=(0.5, 0.999))
-    opt_d = torch.optim.Adam(disc.parameters(), lr=cfg.lr, betas=(0.5, 0.999))
+    opt_g, opt_d = make_optimizers(model, disc, cfg)
     modules, optimizers = {"model": model, "disc": disc}, {"opt_g": opt_g, "opt_d": opt_d}
     if resume_state:
         restore(ckpt_path, *resume_state, modules=modules, optimizers=optimizers)
@@ -239,6 +238,12 @@ def load_data(opts: TrainOptions, cfg: SketchConfig, log) -> tuple[SketchDataset
         unpaired_set = SketchDataset(find_photos(opts.unpaired, cfg), cfg, augment=True)
         log(f"{len(unpaired_set)} unpaired photos for the contour loss")
     return train_set, val_set, unpaired_set
+
+
+def make_optimizers(model: nn.Module, disc: nn.Module, cfg: SketchConfig) -> tuple[torch.optim.Adam, torch.optim.Adam]:
+    """Adam for each side, beta1 0.5 as in pix2pix: a GAN's target moves, so long momentum overshoots."""
+    return (torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=(0.5, 0.999)),
+            torch.optim.Adam(disc.parameters(), lr=cfg.lr, betas=(0.5, 0.999)))
 
 
 def lr_factor(epoch: int, epochs: int) -> float:

@@ -16,6 +16,7 @@ import torch
 
 from sketchify.checkpoint import read_checkpoint, restore, save_checkpoint
 from sketchify.model import PatchDiscriminator, SketchModel
+from sketchify.train import make_optimizers
 
 parser = argparse.ArgumentParser()
 parser.add_argument("checkpoint", type=Path)
@@ -43,8 +44,7 @@ for block in model.encoder.blocks[old_cfg.encoder_blocks:]:
 photo, style = torch.rand(2, 3, 64, 64), torch.tensor([0, 1])
 assert torch.equal(old.encode(photo, style)[0], model.encode(photo, style)[0]), "grown encoder must start as the old one"
 
-opt_g = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=(0.5, 0.999))
-opt_d = torch.optim.Adam(disc.parameters(), lr=cfg.lr, betas=(0.5, 0.999))
+opt_g, opt_d = make_optimizers(model, disc, cfg)
 args.run.mkdir(parents=True, exist_ok=False)
 save_checkpoint(args.run / "checkpoint.safetensors", config=cfg, epoch=0,
                 modules={"model": model, "disc": disc}, optimizers={"opt_g": opt_g, "opt_d": opt_d})
