@@ -104,15 +104,14 @@ def main() -> None:
         photo(512).save(tmp / "one.jpg", quality=90)
         big = photo(1000).resize((4000, 3000), Image.BICUBIC)
         big.save(tmp / "big.jpg", quality=90)
-        exe: list[str] = []
         w = ["--weights", args.weights] if args.weights else []
-        sec, _ = timed(exe + ["--help"])
+        sec, _ = timed(["--help"])
         rows.append(("`sketchify --help`", f"{sec:.2f} s"))
-        sec, _ = timed(exe + ["convert", str(tmp / "one.jpg"), "-o", str(tmp / "o1"), "--device", args.device] + w)
+        sec, _ = timed(["convert", str(tmp / "one.jpg"), "-o", str(tmp / "o1"), "--device", args.device] + w)
         rows.append(("cold `sketchify convert` of one 512x512 photo", f"{sec:.2f} s"))
         for max_side in ("1024", "0"):
-            sec, peak = timed(exe + ["convert", str(tmp / "big.jpg"), "-o", str(tmp / f"o{max_side}"), "--max-side", max_side,
-                                     "--device", args.device, "--overwrite"] + w)
+            sec, peak = timed(["convert", str(tmp / "big.jpg"), "-o", str(tmp / f"o{max_side}"), "--max-side", max_side,
+                               "--device", args.device, "--overwrite"] + w)
             how = "drawn at 1024 and scaled up" if max_side != "0" else "full size, tiled"
             rows.append((f"4000x3000 photo, --max-side {max_side} ({how})", f"{sec:.2f} s, peak RSS {peak} MiB"))
 
