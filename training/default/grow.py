@@ -1,6 +1,6 @@
-"""Start a fine-tuning run from a training checkpoint, with a deeper encoder and new settings.
+"""Start a fine-tuning run from a training checkpoint, with new settings and, if asked, a deeper encoder.
 
-The new encoder blocks start as the identity (their last convolution is zero), so the grown model draws exactly
+Settings not given keep the checkpoint's values. New encoder blocks start as the identity (their last convolution is zero), so the grown model draws exactly
 what the old one drew on step 0. The discriminator keeps its weights; both optimisers start fresh.
 Then `sketchify train ... -o RUN --resume` trains it.
 
@@ -21,18 +21,19 @@ from sketchify.train import make_optimizers
 parser = argparse.ArgumentParser()
 parser.add_argument("checkpoint", type=Path)
 parser.add_argument("run", type=Path)
-parser.add_argument("--encoder-blocks", type=int, required=True)
-parser.add_argument("--epochs", type=int, required=True)
-parser.add_argument("--lr", type=float, required=True)
-parser.add_argument("--diversity-margin", type=float, required=True)
+SETTINGS = {"encoder_blocks": int, "epochs": int, "lr": float, "diversity_margin": float, "diversity_weight": float,
+            "ssim_weight": float}
+for name, kind in SETTINGS.items():
+    parser.add_argument("--" + name.replace("_", "-"), type=kind)
 args = parser.parse_args()
 
 old_cfg, epoch, tensors, meta = read_checkpoint(args.checkpoint)
 old, disc = SketchModel(old_cfg), PatchDiscriminator(channels=old_cfg.disc_channels, layers=old_cfg.disc_layers)
 restore(args.checkpoint, tensors, meta, modules={"model": old, "disc": disc}, optimizers={})
 
-cfg = replace(old_cfg, encoder_blocks=args.encoder_blocks, epochs=args.epochs, lr=args.lr,
-              diversity_margin=args.diversity_margin)
+cfg = replace(old_cfg, **{k: getattr(args, k) for k in SETTINGS if getattr(args, k) is not None})
+if cfg.encoder_blocks < old_cfg.encoder_blocks:
+    parser.error(f"--encoder-blocks can only grow the encoder ({old_cfg.encoder_blocks} blocks now)")
 model = SketchModel(cfg)
 state = model.state_dict()
 state.update(old.state_dict())  # every old tensor keeps its value; only the new blocks are fresh
