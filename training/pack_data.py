@@ -15,9 +15,8 @@ import argparse
 import shutil
 from pathlib import Path
 
-from PIL import Image
-
-from sketchify.images import IMAGE_SUFFIXES
+from sketchify.data import resize_short
+from sketchify.images import IMAGE_SUFFIXES, load_photo
 
 parser = argparse.ArgumentParser()
 parser.add_argument("sources", nargs="+", type=Path)
@@ -28,13 +27,13 @@ args = parser.parse_args()
 
 
 def shrink(src: Path, dst: Path) -> None:
-    with Image.open(src) as im:
-        im = im.convert("RGB")
-        scale = args.short_side / min(im.size)
-        if scale < 1:
-            im = im.resize((round(im.width * scale), round(im.height * scale)), Image.LANCZOS)
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        im.save(dst.with_suffix(".jpg"), quality=args.quality)
+    # load_photo and resize_short are what training reads with: EXIF orientation applied (a re-saved JPEG
+    # drops it), alpha on white, the same bicubic scaling; never scaled up
+    im = load_photo(src)
+    if min(im.size) > args.short_side:
+        im = resize_short(im, args.short_side)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    im.save(dst.with_suffix(".jpg"), quality=args.quality)
 
 
 def name_of(source: Path) -> str:
