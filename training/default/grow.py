@@ -1,8 +1,8 @@
 """Start a fine-tuning run from a training checkpoint, with new settings and, if asked, a deeper encoder.
 
 Settings not given keep the checkpoint's values. New encoder blocks start as the identity (their last convolution
-is zero), so the grown model draws exactly what the old one drew on step 0. The discriminator keeps its weights; both optimisers start fresh.
-Then `sketchify train ... -o RUN --resume` trains it.
+is zero), so the grown model draws exactly what the old one drew on step 0. The discriminator keeps its weights;
+both optimisers start fresh. Then `sketchify train ... -o RUN --resume` trains it.
 
     python training/default/grow.py training/default/checkpoint.safetensors runs/finetune \
         --encoder-blocks 3 --epochs 60 --lr 1e-4 --diversity-margin 0.06
