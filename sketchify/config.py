@@ -31,6 +31,7 @@ class SketchConfig:
     adv_weight: float = 0.05  # lambda: much lower and L1 draws white paper for uncertain lines; higher adds texture SSIM punishes
     diversity_weight: float = 1.0
     diversity_margin: float = 0.06  # wanted mean |G(z1) - G(z2)| where the reference draws (losses.ink_weight)
+    diversity_knee: float = 0.0  # above 0, differences count as d^2 / (d^2 + knee^2): visible ones, not faint ones
     unpaired_weight: float = 0.5  # contour loss on photos without a sketch (scenes)
     # training
     image_size: int = 128  # training crop

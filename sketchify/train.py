@@ -185,7 +185,7 @@ def train_step(g_step, d_step, opt_g, opt_d, batch, unpaired, cfg: SketchConfig,
             "ssim": 1 - ssim(fake1, sketch),
             "kl": kl_divergence(mu.float(), logvar.float()),
             "adv": gan(disc(photo.repeat(2, 1, 1, 1), fakes), True),
-            "div": diversity_hinge(fake1, fake2.float(), cfg.diversity_margin, ink_weight(sketch)),
+            "div": diversity_hinge(fake1, fake2.float(), cfg.diversity_margin, ink_weight(sketch), cfg.diversity_knee),
         }
         if unpaired is not None:
             looks = [CONTOUR_LOOKS.get(cfg.styles[int(s)], DEFAULT_LOOK) for s in style_all[n:]]

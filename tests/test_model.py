@@ -118,6 +118,16 @@ def test_diversity_is_measured_where_the_reference_draws_not_on_bare_paper():
     assert diversity_hinge(a, on_stroke, margin=0.1, weight=weight).item() < 0.1
 
 
+def test_diversity_knee_prefers_a_few_visible_differences_to_a_faint_one_everywhere():
+    a = torch.zeros(1, 1, 10, 10)
+    faint = a + 0.05  # every pixel a little different
+    visible = a.clone()
+    visible[..., :2, :] = 0.25  # a fifth of the pixels clearly different: the same mean difference
+    assert (faint - a).abs().mean() == pytest.approx((visible - a).abs().mean())
+    assert diversity_hinge(a, faint, margin=0.2).item() == pytest.approx(diversity_hinge(a, visible, margin=0.2).item())
+    assert diversity_hinge(a, visible, margin=0.2, knee=0.15).item() < diversity_hinge(a, faint, margin=0.2, knee=0.15).item()
+
+
 def test_contour_target_is_white_on_flat_areas_and_dark_on_edges():
     img = torch.zeros(1, 3, 16, 16)
     img[..., :, 8:] = 1.0

@@ -22,7 +22,7 @@ parser = argparse.ArgumentParser()
 parser.add_argument("checkpoint", type=Path)
 parser.add_argument("run", type=Path)
 SETTINGS = {"encoder_blocks": int, "epochs": int, "lr": float, "diversity_margin": float, "diversity_weight": float,
-            "ssim_weight": float}
+            "diversity_knee": float, "ssim_weight": float}
 for name, kind in SETTINGS.items():
     parser.add_argument("--" + name.replace("_", "-"), type=kind)
 args = parser.parse_args()
