@@ -32,6 +32,9 @@ class SketchConfig:
     diversity_weight: float = 1.0
     diversity_margin: float = 0.06  # wanted mean |G(z1) - G(z2)| where the reference draws (losses.ink_weight)
     diversity_knee: float = 0.0  # above 0, differences count as d^2 / (d^2 + knee^2): visible ones, not faint ones
+    # per-style margins that override diversity_margin: sparse faint lines have less room for variety before a
+    # sample loses to a blank page
+    style_diversity_margin: dict[str, float] = field(default_factory=dict)
     unpaired_weight: float = 0.5  # contour loss on photos without a sketch (scenes)
     # training
     image_size: int = 128  # training crop
@@ -86,7 +89,15 @@ class SketchConfig:
                 raise SketchifyError(f"config key {f.name!r} should be {want.__name__}, got {got!r}")
         if cfg.default_style not in cfg.styles:
             raise SketchifyError(f"config default_style {cfg.default_style!r} is not among its styles")
+        for style, margin in cfg.style_diversity_margin.items():
+            if style not in cfg.styles or isinstance(margin, bool) or not isinstance(margin, (int, float)):
+                raise SketchifyError(f"config style_diversity_margin: {style!r}: {margin!r} should be a number "
+                                     "for one of the config's styles")
         return cfg
+
+    def diversity_margins(self, styles: list[int]) -> list[float]:
+        """The diversity margin for each style index in a batch."""
+        return [float(self.style_diversity_margin.get(self.styles[s], self.diversity_margin)) for s in styles]
 
     def save(self, path: str | Path) -> None:
         Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n")

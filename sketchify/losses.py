@@ -47,9 +47,10 @@ def ink_weight(sketch: torch.Tensor) -> torch.Tensor:
     return ((darkness - 0.25) / 0.25).clamp(0, 1)
 
 
-def diversity_hinge(a: torch.Tensor, b: torch.Tensor, margin: float, weight: torch.Tensor | None = None,
-                    knee: float = 0.0) -> torch.Tensor:
-    """Mode seeking: penalise two sketches of one photo (different eps) that differ by less than the margin.
+def diversity_hinge(a: torch.Tensor, b: torch.Tensor, margin: float | torch.Tensor,
+                    weight: torch.Tensor | None = None, knee: float = 0.0) -> torch.Tensor:
+    """Mode seeking: penalise two sketches of one photo (different eps) that differ by less than the margin
+    (one for all, or one per sketch).
 
     With a weight (ink_weight of the reference) the difference is measured where the drawing is, so samples
     vary in strokes, shading and hair, and stay clean white paper elsewhere. With a knee, a pixel's difference d

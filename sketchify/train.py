@@ -171,6 +171,8 @@ def train_step(g_step, d_step, opt_g, opt_d, batch, unpaired, cfg: SketchConfig,
         photo_all = torch.cat([photo, unpaired[0].to(device)])
         style_all = torch.cat([style, unpaired[2].to(device)])
 
+    margins = torch.tensor(cfg.diversity_margins(style.tolist()), device=device)
+
     # encoder + generator: reconstruct, stay near the prior, fool D, keep two samples apart.
     # D is frozen and called unwrapped here, so DDP syncs only the gradients D really needs.
     disc = getattr(d_step, "module", d_step)
@@ -185,7 +187,7 @@ def train_step(g_step, d_step, opt_g, opt_d, batch, unpaired, cfg: SketchConfig,
             "ssim": 1 - ssim(fake1, sketch),
             "kl": kl_divergence(mu.float(), logvar.float()),
             "adv": gan(disc(photo.repeat(2, 1, 1, 1), fakes), True),
-            "div": diversity_hinge(fake1, fake2.float(), cfg.diversity_margin, ink_weight(sketch), cfg.diversity_knee),
+            "div": diversity_hinge(fake1, fake2.float(), margins, ink_weight(sketch), cfg.diversity_knee),
         }
         if unpaired is not None:
             looks = [CONTOUR_LOOKS.get(cfg.styles[int(s)], DEFAULT_LOOK) for s in style_all[n:]]

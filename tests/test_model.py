@@ -160,6 +160,22 @@ def test_config_round_trip_and_validation(tmp_path):
         SketchConfig.load(tmp_path / "unknown.json")
 
 
+def test_per_style_diversity_margins_survive_a_round_trip_and_name_real_styles(tmp_path):
+    cfg = tiny_config(styles=("a", "b"), default_style="b", diversity_margin=0.3, style_diversity_margin={"a": 0.1})
+    assert cfg.diversity_margins([0, 1, 0]) == [0.1, 0.3, 0.1]
+    cfg.save(tmp_path / "c.json")
+    assert SketchConfig.load(tmp_path / "c.json").diversity_margins([0, 1]) == [0.1, 0.3]
+    (tmp_path / "bad.json").write_text(json.dumps({**cfg.to_dict(), "style_diversity_margin": {"c": 0.1}}))
+    with pytest.raises(SketchifyError, match="style_diversity_margin"):
+        SketchConfig.load(tmp_path / "bad.json")
+
+
+def test_diversity_hinge_takes_one_margin_per_sketch():
+    a = torch.zeros(2, 1, 4, 4)
+    b = a + 0.1  # both pairs differ by 0.1
+    assert diversity_hinge(a, b, margin=torch.tensor([0.05, 0.3])).item() == pytest.approx(0.2 / 2)
+
+
 class TestBadWeights:
     def test_missing_config(self, tiny_model_dir):
         (tiny_model_dir / "config.json").unlink()

@@ -25,6 +25,8 @@ SETTINGS = {"encoder_blocks": int, "epochs": int, "lr": float, "diversity_margin
             "diversity_knee": float, "ssim_weight": float}
 for name, kind in SETTINGS.items():
     parser.add_argument("--" + name.replace("_", "-"), type=kind)
+parser.add_argument("--style-diversity-margin", metavar="STYLE=MARGIN", action="append", default=[],
+                    help="a style's own diversity margin; repeat for several styles")
 args = parser.parse_args()
 
 old_cfg, epoch, tensors, meta = read_checkpoint(args.checkpoint)
@@ -32,6 +34,11 @@ old, disc = SketchModel(old_cfg), PatchDiscriminator(channels=old_cfg.disc_chann
 restore(args.checkpoint, tensors, meta, modules={"model": old, "disc": disc}, optimizers={})
 
 cfg = replace(old_cfg, **{k: getattr(args, k) for k in SETTINGS if getattr(args, k) is not None})
+for item in args.style_diversity_margin:
+    style, _, margin = item.partition("=")
+    if style not in cfg.styles:
+        parser.error(f"--style-diversity-margin {item}: the styles are {', '.join(cfg.styles)}")
+    cfg.style_diversity_margin = {**cfg.style_diversity_margin, style: float(margin)}
 if cfg.encoder_blocks < old_cfg.encoder_blocks:
     parser.error(f"--encoder-blocks can only grow the encoder ({old_cfg.encoder_blocks} blocks now)")
 model = SketchModel(cfg)
