@@ -95,9 +95,9 @@ class SketchConfig:
                                      "for one of the config's styles")
         return cfg
 
-    def diversity_margins(self, styles: list[int]) -> list[float]:
-        """The diversity margin for each style index in a batch."""
-        return [float(self.style_diversity_margin.get(self.styles[s], self.diversity_margin)) for s in styles]
+    def diversity_margins(self) -> list[float]:
+        """The diversity margin of each style, in style-index order."""
+        return [float(self.style_diversity_margin.get(style, self.diversity_margin)) for style in self.styles]
 
     def save(self, path: str | Path) -> None:
         Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n")

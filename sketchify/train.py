@@ -171,7 +171,7 @@ def train_step(g_step, d_step, opt_g, opt_d, batch, unpaired, cfg: SketchConfig,
         photo_all = torch.cat([photo, unpaired[0].to(device)])
         style_all = torch.cat([style, unpaired[2].to(device)])
 
-    margins = torch.tensor(cfg.diversity_margins(style.tolist()), device=device)
+    margins = torch.tensor(cfg.diversity_margins(), device=device)[style]  # indexed on the device: no host sync
 
     # encoder + generator: reconstruct, stay near the prior, fool D, keep two samples apart.
     # D is frozen and called unwrapped here, so DDP syncs only the gradients D really needs.

@@ -162,9 +162,9 @@ def test_config_round_trip_and_validation(tmp_path):
 
 def test_per_style_diversity_margins_survive_a_round_trip_and_name_real_styles(tmp_path):
     cfg = tiny_config(styles=("a", "b"), default_style="b", diversity_margin=0.3, style_diversity_margin={"a": 0.1})
-    assert cfg.diversity_margins([0, 1, 0]) == [0.1, 0.3, 0.1]
+    assert cfg.diversity_margins() == [0.1, 0.3]
     cfg.save(tmp_path / "c.json")
-    assert SketchConfig.load(tmp_path / "c.json").diversity_margins([0, 1]) == [0.1, 0.3]
+    assert SketchConfig.load(tmp_path / "c.json").diversity_margins() == [0.1, 0.3]
     (tmp_path / "bad.json").write_text(json.dumps({**cfg.to_dict(), "style_diversity_margin": {"c": 0.1}}))
     with pytest.raises(SketchifyError, match="style_diversity_margin"):
         SketchConfig.load(tmp_path / "bad.json")
