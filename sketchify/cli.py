@@ -191,10 +191,11 @@ def train(
     image_size: Optional[int] = typer.Option(None, "--image-size", min=16, help="Training crop size, a multiple of 4 (default: 128)."),
     lr: Optional[float] = typer.Option(None, "--lr", help="Adam learning rate (default: 0.0002)."),
     channels: Optional[int] = typer.Option(None, "--channels", min=4, help="Model width, a multiple of 4 (default: 48)."),
-    time_limit: Optional[float] = typer.Option(None, "--time-limit", help="Stop after the epoch that passes this many minutes, and export."),
+    time_limit: Optional[float] = typer.Option(None, "--time-limit", help="Train for about this many minutes: the epochs are cut to what fits at the pace so far, so the learning rate still decays to the end; then export."),
     resume: bool = typer.Option(False, "--resume", help="Continue from OUTPUT/checkpoint.safetensors with its config; --epochs may extend it."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Start again in an OUTPUT that holds a run."),
     device: Device = DeviceOpt,
+    workers: int = typer.Option(0, "--workers", min=0, help="Processes that prepare batches beside training; on a GPU machine 2-4 keep the GPU busy."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Seed for initialisation, crops and noise (default: 0)."),
 ):
     """Train encoder, generator and discriminator on photo/sketch pairs. Runs under torchrun for several GPUs."""
@@ -211,8 +212,8 @@ def train(
         raise SketchifyError("--image-size and --channels must be multiples of 4")
     cfg.load_size = max(cfg.load_size, cfg.image_size)
     opts = TrainOptions(data=data, run=output, config=cfg, unpaired=unpaired, default_style=default_style,
-                        resume=resume, overwrite=overwrite, device=device.value, time_limit_min=time_limit, resume_epochs=epochs,
-                        progress=err.is_terminal, log=out.print)
+                        resume=resume, overwrite=overwrite, device=device.value, time_limit_min=time_limit,
+                        resume_epochs=epochs, workers=workers, progress=err.is_terminal, log=out.print)
     model = run_training(opts)
     out.print(f"done: sketchify convert photos/ -o sketches/ --weights {model}", markup=False)
 

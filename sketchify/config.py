@@ -16,7 +16,9 @@ class SketchConfig:
     # model shape
     styles: tuple[str, ...] = DEFAULT_STYLES
     default_style: str = "bold-ink"
-    channels: int = 48  # width at 1/4 resolution; 1/2 resolution uses half, full resolution a quarter
+    channels: int = 48  # width at 1/4 resolution, where the encoder and the generator's blocks work
+    up_width: float = 0.5  # the generator's width at 1/2 resolution, as a fraction of channels; full size: half that
+    up_modulated: bool = False  # the style also scales and shifts the upsampling path's features (FiLM)
     latent_channels: int = 8  # z is a (latent_channels, H/4, W/4) map
     style_dim: int = 16
     encoder_blocks: int = 3
@@ -45,6 +47,11 @@ class SketchConfig:
     epochs: int = 110
     val_fraction: float = 0.1
     seed: int = 0
+
+    @property
+    def up_channels(self) -> int:
+        """The generator's width at 1/2 resolution (an even number, so that full resolution gets half)."""
+        return max(2, 2 * round(self.channels * self.up_width / 2))
 
     @property
     def stride(self) -> int:
@@ -87,6 +94,8 @@ class SketchConfig:
                 setattr(cfg, f.name, float(got))
             elif not isinstance(got, want) or (want is int and isinstance(got, bool)):
                 raise SketchifyError(f"config key {f.name!r} should be {want.__name__}, got {got!r}")
+        if cfg.up_width <= 0:
+            raise SketchifyError(f"config up_width should be above 0, got {cfg.up_width}")
         if cfg.default_style not in cfg.styles:
             raise SketchifyError(f"config default_style {cfg.default_style!r} is not among its styles")
         for style, margin in cfg.style_diversity_margin.items():

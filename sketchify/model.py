@@ -74,24 +74,46 @@ class Encoder(nn.Module):
         return mu, logvar.clamp(-10, 4)  # keep sigma finite early in training
 
 
+class UpBlock(nn.Module):
+    """Double the size, convolve, and (with a style) scale and shift the features per style (FiLM)."""
+
+    def __init__(self, *, in_channels: int, out_channels: int, style_dim: int, modulated: bool):
+        super().__init__()
+        self.conv = nn.Conv2d(in_channels, out_channels, 3, padding=1)
+        self.film = nn.Linear(style_dim, 2 * out_channels) if modulated else None
+        self.act = act()
+
+    def forward(self, x: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
+        h = self.conv(F.interpolate(x, scale_factor=2, mode="nearest"))
+        if self.film is not None:
+            scale, shift = self.film(style)[:, :, None, None].chunk(2, dim=1)
+            h = h * (1 + scale) + shift
+        return self.act(h)
+
+
 class Generator(nn.Module):
     """Latent map (and style) -> one-channel sketch in [0, 1], white paper = 1. No skip from the photo."""
 
-    def __init__(self, *, channels: int, latent_channels: int, style_dim: int, blocks: int):
+    def __init__(self, *, channels: int, latent_channels: int, style_dim: int, blocks: int,
+                 up_channels: int, up_modulated: bool):
         super().__init__()
         self.stem = nn.Sequential(nn.Conv2d(latent_channels, channels, 3, padding=1), act())
         self.blocks = nn.ModuleList(StyleResBlock(channels=channels, style_dim=style_dim) for _ in range(blocks))
-        self.up = nn.Sequential(
-            nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(channels, channels // 2, 3, padding=1), act(),
-            nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(channels // 2, channels // 4, 3, padding=1), act(),
-            nn.Conv2d(channels // 4, 1, 3, padding=1),
-        )
+        # 1/4 -> 1/2 -> full size; the stroke drawing happens here, so a style may shape it too
+        self.up = nn.ModuleList([
+            UpBlock(in_channels=channels, out_channels=up_channels, style_dim=style_dim, modulated=up_modulated),
+            UpBlock(in_channels=up_channels, out_channels=up_channels // 2, style_dim=style_dim,
+                    modulated=up_modulated),
+        ])
+        self.to_sketch = nn.Conv2d(up_channels // 2, 1, 3, padding=1)
 
     def forward(self, z: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
         h = self.stem(z)
         for block in self.blocks:
             h = block(h, style)
-        return torch.sigmoid(self.up(h) + 2.0)  # start near white paper
+        for block in self.up:
+            h = block(h, style)
+        return torch.sigmoid(self.to_sketch(h) + 2.0)  # start near white paper
 
 
 class PatchDiscriminator(nn.Module):
@@ -122,7 +144,8 @@ class SketchModel(nn.Module):
         self.encoder = Encoder(channels=c.channels, latent_channels=c.latent_channels,
                                style_dim=c.style_dim, blocks=c.encoder_blocks)
         self.generator = Generator(channels=c.channels, latent_channels=c.latent_channels,
-                                   style_dim=c.style_dim, blocks=c.generator_blocks)
+                                   style_dim=c.style_dim, blocks=c.generator_blocks,
+                                   up_channels=c.up_channels, up_modulated=c.up_modulated)
 
     def encode(self, photo: torch.Tensor, style: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self.encoder(photo, self.style_embedding(style))
