@@ -26,7 +26,7 @@ parser = argparse.ArgumentParser()
 parser.add_argument("checkpoint", type=Path)
 parser.add_argument("run", type=Path)
 SETTINGS = {"encoder_blocks": int, "generator_blocks": int, "epochs": int, "lr": float, "diversity_margin": float, "diversity_weight": float,
-            "diversity_knee": float, "ssim_weight": float, "up_width": float}
+            "diversity_knee": float, "ssim_weight": float, "adv_weight": float, "up_width": float}
 for name, kind in SETTINGS.items():
     parser.add_argument("--" + name.replace("_", "-"), type=kind)
 parser.add_argument("--style-diversity-margin", metavar="STYLE=MARGIN", action="append", default=[],
