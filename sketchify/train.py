@@ -124,7 +124,7 @@ def train(opts: TrainOptions) -> Path:
         (run / "samples").mkdir(exist_ok=True)
         cfg.save(run / CONFIG_NAME)
     started = time.monotonic()
-    epoch = start_epoch
+    epoch, planned = start_epoch, cfg.epochs
     while epoch < cfg.epochs:
         epoch += 1
         if sampler is not None:
@@ -156,9 +156,10 @@ def train(opts: TrainOptions) -> Path:
             log(f"time limit of {opts.time_limit_min} min reached after epoch {epoch}")
             break
         if opts.time_limit_min is not None:
-            fitted = fit_epochs(cfg.epochs, epoch, start_epoch, started, opts.time_limit_min, distributed, device)
-            if fitted < cfg.epochs:
-                log(f"{fitted} epochs fit in the time limit at this pace; the learning rate now decays by then")
+            # refitted from the plan each epoch, so a slow first epoch (loading, a busy machine) cuts it only for now
+            fitted = fit_epochs(planned, epoch, start_epoch, started, opts.time_limit_min, distributed, device)
+            if fitted != cfg.epochs:
+                log(f"{fitted} epochs fit in the time limit at this pace; the learning rate decays by then")
             cfg.epochs = fitted
 
     if main:

@@ -260,3 +260,24 @@ def test_hub_repo_id_goes_through_huggingface_hub(tiny_model_dir, monkeypatch):
     monkeypatch.setattr(huggingface_hub, "snapshot_download", offline)
     with pytest.raises(SketchifyError, match="could not be fetched from the Hub"):
         SketchModel.from_pretrained("someone/other")
+
+
+@pytest.mark.parametrize("modulated", [False, True])
+def test_upsampling_path_takes_its_width_and_style_from_the_config(modulated):
+    cfg = tiny_config(channels=8, up_width=1.0, up_modulated=modulated)
+    model = lively(SketchModel(cfg)).eval()
+    assert model.generator.up[0].conv.out_channels == 8 and model.generator.up[1].conv.out_channels == 4
+    # silence the style everywhere but the upsampling path: only its modulation can tell the styles apart
+    with torch.no_grad():
+        for block in model.generator.blocks:
+            block.film.weight.zero_()
+    z = torch.randn(1, cfg.latent_channels, 8, 8)
+    with torch.no_grad():
+        a, b = model.decode(z, torch.tensor([0])), model.decode(z, torch.tensor([1]))
+    assert (a - b).abs().max() > 1e-3 if modulated else torch.equal(a, b)
+
+
+def test_up_width_must_be_positive(tmp_path):
+    (tmp_path / "c.json").write_text(json.dumps({**tiny_config().to_dict(), "up_width": 0}))
+    with pytest.raises(SketchifyError, match="up_width"):
+        SketchConfig.load(tmp_path / "c.json")

@@ -144,3 +144,55 @@ def test_torchrun_two_cpu_processes(pair_dir, tmp_path):
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     assert (tmp_path / "run" / "model" / "model.safetensors").exists()
     assert proc.stdout.count("model saved") == 1  # only rank 0 writes
+
+
+def test_time_limit_fits_the_epochs_to_the_pace_so_far():
+    import time
+
+    from sketchify.train import fit_epochs
+
+    cpu = torch.device("cpu")
+    two_minutes_ago = time.monotonic() - 120
+    # 2 epochs in 2 minutes: 8 more fit in the 8.5 minutes left of 10.5
+    assert fit_epochs(400, 2, 0, two_minutes_ago, 10.5, False, cpu) == 10
+    assert fit_epochs(6, 2, 0, two_minutes_ago, 10.5, False, cpu) == 6  # never more than planned
+    assert fit_epochs(400, 12, 10, two_minutes_ago, 10.5, False, cpu) == 20  # a resumed run counts its own epochs
+    assert fit_epochs(400, 2, 0, two_minutes_ago, 1.0, False, cpu) == 2  # past the limit: stop here
+
+
+def test_training_with_worker_processes(pair_dir, tmp_path):
+    run = tmp_path / "run"
+    result = train_cli(pair_dir, run, "--workers", "1", epochs=1)
+    assert result.exit_code == 0, result.output
+    assert (run / "model" / "model.safetensors").exists()
+
+
+def test_grow_script_grows_a_checkpoint_that_still_draws_the_same(pair_dir, tmp_path):
+    from pathlib import Path
+
+    from sketchify.checkpoint import read_checkpoint, restore
+
+    run = tmp_path / "run"
+    assert train_cli(pair_dir, run, epochs=1).exit_code == 0
+    grow = Path(__file__).parents[1] / "training" / "default" / "grow.py"
+    cmd = [sys.executable, str(grow), str(run / "checkpoint.safetensors"), str(tmp_path / "grown"),
+           "--up-width", "1", "--up-modulated", "--generator-blocks", "2", "--encoder-blocks", "2", "--adv-weight", "0.2"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+
+    models = []
+    for ckpt in (run / "checkpoint.safetensors", tmp_path / "grown" / "checkpoint.safetensors"):
+        cfg, _, tensors, meta = read_checkpoint(ckpt)
+        model = SketchModel(cfg)
+        restore(ckpt, tensors, meta, modules={"model": model}, optimizers={})
+        models.append(model.eval())
+    old, grown = models
+    assert grown.config.adv_weight == 0.2 and grown.config.up_modulated and len(grown.generator.blocks) == 2
+    assert grown.generator.up[0].conv.out_channels == 2 * old.generator.up[0].conv.out_channels
+    photo, style = torch.rand(2, 3, 32, 32), torch.tensor([0, 1])
+    eps = torch.randn(2, old.config.latent_channels, 8, 8)
+    with torch.no_grad():
+        torch.testing.assert_close(grown(photo, style, eps=eps), old(photo, style, eps=eps), atol=1e-5, rtol=0)
+    # and the grown run trains on
+    result = runner.invoke(app, ["train", str(pair_dir), "-o", str(tmp_path / "grown"), "--resume", "--epochs", "1"])
+    assert result.exit_code == 0, result.output
