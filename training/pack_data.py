@@ -8,7 +8,7 @@ NAME is the source folder's name, or its parent's for a split folder (fs2k/train
 that the short side is at most --short-side px, the 240 px that training loads them at (`load_size`), so training
 sees the same pictures. The three sets come to about 50 MiB, which leaves room to carry a training checkpoint
 (5 MB) beside them.
-`.data/` is in .git/info/exclude: the data never enters the repository.
+`.data/` is in .gitignore: the data never enters the repository.
 """
 
 import argparse
