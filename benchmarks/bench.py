@@ -135,8 +135,7 @@ def train_rate(device: str, steps: int) -> float:
     s = cfg.image_size
     batch = (torch.rand(cfg.batch_size, 3, s, s), torch.rand(cfg.batch_size, 1, s, s), torch.zeros(cfg.batch_size, dtype=torch.long))
     unpaired = (torch.rand(cfg.unpaired_batch_size, 3, s, s), None, torch.zeros(cfg.unpaired_batch_size, dtype=torch.long))
-    amp = torch.autocast("cuda", dtype=torch.bfloat16) if dev.type == "cuda" else None
-    step = lambda: train_step(GeneratorForward(model), disc, opt_g, opt_d, batch, unpaired, cfg, device=dev, amp=amp)  # noqa: E731
+    step = lambda: train_step(GeneratorForward(model), disc, opt_g, opt_d, batch, unpaired, cfg, device=dev)  # noqa: E731
     step()
     start = time.perf_counter()
     for _ in range(steps):

@@ -32,6 +32,12 @@ def reparameterize(mu: torch.Tensor, logvar: torch.Tensor, temperature: float = 
     return mu + temperature * torch.exp(0.5 * logvar) * eps
 
 
+def modulate(h: torch.Tensor, film: torch.Tensor) -> torch.Tensor:
+    """FiLM: scale and shift each channel of h by a style's (N, 2C) parameters; zeros leave h as it is."""
+    scale, shift = film[:, :, None, None].chunk(2, dim=1)
+    return h * (1 + scale) + shift
+
+
 # classes
 
 
@@ -46,8 +52,7 @@ class StyleResBlock(nn.Module):
         self.act = act()
 
     def forward(self, x: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
-        scale, shift = self.film(style)[:, :, None, None].chunk(2, dim=1)
-        h = self.act(self.conv1(x) * (1 + scale) + shift)
+        h = self.act(modulate(self.conv1(x), self.film(style)))
         return x + self.conv2(h)
 
 
@@ -86,8 +91,7 @@ class UpBlock(nn.Module):
     def forward(self, x: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
         h = self.conv(F.interpolate(x, scale_factor=2, mode="nearest"))
         if self.film is not None:
-            scale, shift = self.film(style)[:, :, None, None].chunk(2, dim=1)
-            h = h * (1 + scale) + shift
+            h = modulate(h, self.film(style))
         return self.act(h)
 
 

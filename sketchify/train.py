@@ -40,7 +40,7 @@ class TrainOptions:
     resume: bool = False
     overwrite: bool = False
     device: str = "auto"
-    time_limit_min: float | None = None  # stop (and export) after the epoch that passes this
+    time_limit_min: float | None = None  # fit the epochs to these minutes; stop after the epoch that passes them
     resume_epochs: int | None = None  # on resume, train to this many epochs instead of the checkpoint's
     workers: int = 0  # processes preparing batches beside the training step (on a GPU machine, 2-4 keep it fed)
     progress: bool = True
@@ -113,11 +113,9 @@ def train(opts: TrainOptions) -> Path:
         ids = [device.index] if device.type == "cuda" else None
         g_step = nn.parallel.DistributedDataParallel(g_step, device_ids=ids)
         d_step = nn.parallel.DistributedDataParallel(disc, device_ids=ids)
-    # float32 everywhere, TF32 inside GPU convolutions. bf16 would buy no speed (a step of a model this small is
-    # bound by kernel launches, not arithmetic), and just below white paper its steps are 1/256 apart: the
-    # faintest pencil, one grey level from white, would round to the paper itself.
-    amp = torch.autocast(device.type, enabled=False)
-    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = True
+    # No mixed precision: float32 throughout (cuDNN's convolutions use TF32 on a GPU by default). bf16 would buy no
+    # speed (a step of a model this small is bound by kernel launches, not arithmetic), and just below white paper
+    # its steps are 1/256 apart: the faintest pencil, one grey level from white, would round to the paper itself.
 
     if main:
         run.mkdir(parents=True, exist_ok=True)
@@ -138,7 +136,7 @@ def train(opts: TrainOptions) -> Path:
             for photo, sketch, style in loader:
                 unpaired = next(unpaired_iter) if unpaired_iter is not None else None
                 losses = train_step(g_step, d_step, opt_g, opt_d, (photo, sketch, style), unpaired, cfg,
-                                    device=device, amp=amp, ckpt_path=ckpt_path, epoch=epoch)
+                                    device=device, ckpt_path=ckpt_path, epoch=epoch)
                 for k, v in losses.items():
                     totals[k] = totals.get(k, 0.0) + v
                 advance(" ".join(f"{k} {v:.3f}" for k, v in losses.items()))
@@ -172,9 +170,8 @@ def train(opts: TrainOptions) -> Path:
 
 
 def train_step(g_step, d_step, opt_g, opt_d, batch, unpaired, cfg: SketchConfig, *, device: torch.device,
-               amp=None, ckpt_path: Path = Path(CHECKPOINT), epoch: int = 0) -> dict[str, float]:
+               ckpt_path: Path = Path(CHECKPOINT), epoch: int = 0) -> dict[str, float]:
     """One optimisation step of encoder + generator, then one of the discriminator. Returns the losses."""
-    amp = amp or torch.autocast("cpu", enabled=False)
     gan = GANLoss()
     photo, sketch, style = (t.to(device) for t in batch)
     n = len(photo)
@@ -189,21 +186,20 @@ def train_step(g_step, d_step, opt_g, opt_d, batch, unpaired, cfg: SketchConfig,
     # D is frozen and called unwrapped here, so DDP syncs only the gradients D really needs.
     disc = getattr(d_step, "module", d_step)
     disc.requires_grad_(False)
-    with amp:
-        fake_all, fake2, mu, logvar = g_step(photo_all, style_all, n)
-        fake1 = fake_all[:n].float()
-        fakes = torch.cat([fake1, fake2.float()])
-        losses = {
-            "l1": F.l1_loss(fake1, sketch),
-            "edge": edge_l1(fake1, sketch),
-            "ssim": 1 - ssim(fake1, sketch),
-            "kl": kl_divergence(mu.float(), logvar.float()),
-            "adv": gan(disc(photo.repeat(2, 1, 1, 1), fakes), True),
-            "div": diversity_hinge(fake1, fake2.float(), margins, ink_weight(sketch), cfg.diversity_knee),
-        }
-        if unpaired is not None:
-            looks = [CONTOUR_LOOKS.get(cfg.styles[int(s)], DEFAULT_LOOK) for s in style_all[n:]]
-            losses["contour"] = F.l1_loss(fake_all[n:].float(), contour_target(photo_all[n:], looks))
+    fake_all, fake2, mu, logvar = g_step(photo_all, style_all, n)
+    fake1 = fake_all[:n]
+    fakes = torch.cat([fake1, fake2])
+    losses = {
+        "l1": F.l1_loss(fake1, sketch),
+        "edge": edge_l1(fake1, sketch),
+        "ssim": 1 - ssim(fake1, sketch),
+        "kl": kl_divergence(mu, logvar),
+        "adv": gan(disc(photo.repeat(2, 1, 1, 1), fakes), True),
+        "div": diversity_hinge(fake1, fake2, margins, ink_weight(sketch), cfg.diversity_knee),
+    }
+    if unpaired is not None:
+        looks = [CONTOUR_LOOKS.get(cfg.styles[int(s)], DEFAULT_LOOK) for s in style_all[n:]]
+        losses["contour"] = F.l1_loss(fake_all[n:], contour_target(photo_all[n:], looks))
     loss_g = (cfg.l1_weight * losses["l1"] + cfg.ssim_weight * losses["ssim"] + cfg.edge_weight * losses["edge"]
               + cfg.kl_weight * losses["kl"]
               + cfg.adv_weight * losses["adv"] + cfg.diversity_weight * losses["div"]
@@ -215,9 +211,8 @@ def train_step(g_step, d_step, opt_g, opt_d, batch, unpaired, cfg: SketchConfig,
 
     # discriminator: real pairs against both generated sketches, in one forward pass
     disc.requires_grad_(True)
-    with amp:
-        judged = d_step(photo.repeat(3, 1, 1, 1), torch.cat([sketch, fakes.detach()]))
-        loss_d = 0.5 * (gan(judged[:n], True) + gan(judged[n:], False))
+    judged = d_step(photo.repeat(3, 1, 1, 1), torch.cat([sketch, fakes.detach()]))
+    loss_d = 0.5 * (gan(judged[:n], True) + gan(judged[n:], False))
     check_finite(loss_d, epoch, ckpt_path)
     opt_d.zero_grad(set_to_none=True)
     loss_d.backward()

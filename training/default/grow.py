@@ -3,9 +3,9 @@
 Settings not given keep the checkpoint's values. The model can grow a deeper encoder (--encoder-blocks) or
 generator (--generator-blocks), a wider upsampling path (--up-width) and a style-modulated one (--up-modulated).
 Each growth starts as a no-op: new blocks are the identity (their last convolution is zero), new channels feed the
-next layer through zero weights, and new style modulation scales by 1 and shifts by 0. So the grown model draws exactly what the old one drew on
-step 0. The discriminator keeps its weights; both optimisers start fresh. Then `sketchify train ... -o RUN
---resume` trains it.
+next layer through zero weights, and new style modulation scales by 1 and shifts by 0. So the grown model draws
+exactly what the old one drew on step 0. The discriminator keeps its weights; both optimisers start fresh. Then
+`sketchify train ... -o RUN --resume` trains it.
 
     python training/default/grow.py training/default/checkpoint.safetensors runs/finetune \
         --encoder-blocks 3 --epochs 60 --lr 1e-4 --diversity-margin 0.06
@@ -25,8 +25,9 @@ from sketchify.train import make_optimizers
 parser = argparse.ArgumentParser()
 parser.add_argument("checkpoint", type=Path)
 parser.add_argument("run", type=Path)
-SETTINGS = {"encoder_blocks": int, "generator_blocks": int, "epochs": int, "lr": float, "diversity_margin": float, "diversity_weight": float,
-            "diversity_knee": float, "ssim_weight": float, "adv_weight": float, "up_width": float}
+SETTINGS = {"encoder_blocks": int, "generator_blocks": int, "up_width": float, "epochs": int, "lr": float,
+            "diversity_margin": float, "diversity_weight": float, "diversity_knee": float, "ssim_weight": float,
+            "adv_weight": float}
 for name, kind in SETTINGS.items():
     parser.add_argument("--" + name.replace("_", "-"), type=kind)
 parser.add_argument("--style-diversity-margin", metavar="STYLE=MARGIN", action="append", default=[],
@@ -88,5 +89,5 @@ save_checkpoint(args.run / "checkpoint.safetensors", config=cfg, epoch=0,
                 modules={"model": model, "disc": disc}, optimizers={"opt_g": opt_g, "opt_d": opt_d})
 print(f"{args.run}: encoder blocks {old_cfg.encoder_blocks} -> {cfg.encoder_blocks}, generator blocks "
       f"{old_cfg.generator_blocks} -> {cfg.generator_blocks}, upsampling width "
-      f"{old_cfg.up_channels} -> {cfg.up_channels}{', style-modulated' if cfg.up_modulated else ''}, from epoch {epoch} of "
-      f"{args.checkpoint}; resume it with sketchify train ... -o {args.run} --resume")
+      f"{old_cfg.up_channels} -> {cfg.up_channels}{', style-modulated' if cfg.up_modulated else ''}, "
+      f"from epoch {epoch} of {args.checkpoint}; resume it with sketchify train ... -o {args.run} --resume")
