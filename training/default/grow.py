@@ -27,7 +27,7 @@ parser.add_argument("checkpoint", type=Path)
 parser.add_argument("run", type=Path)
 SETTINGS = {"encoder_blocks": int, "generator_blocks": int, "up_width": float, "epochs": int, "lr": float,
             "diversity_margin": float, "diversity_weight": float, "diversity_knee": float, "ssim_weight": float,
-            "adv_weight": float}
+            "l1_weight": float, "edge_weight": float, "adv_weight": float}
 for name, kind in SETTINGS.items():
     parser.add_argument("--" + name.replace("_", "-"), type=kind)
 parser.add_argument("--style-diversity-margin", metavar="STYLE=MARGIN", action="append", default=[],
