@@ -12,7 +12,7 @@
 # lean-knee30:   as lean, diversity knee 0.15 -> 0.3 (fewer, bolder differences: more visible per unit of SSIM?)
 # ssim20-lp20:   SSIM weight 10 -> 20 (L1 and edge at 1), `light-pencil` margin 0.2
 set -u
-MIN=${1:-7}
+MIN=${1:-6}
 DATA=${2:-.data}
 OUT=${3:-runs/stage10}
 KEEP=${4:-}

@@ -2,7 +2,7 @@
 # Stage 6: four runs side by side on one GPU, each for MINUTES, then scored on the held-out pairs.
 #
 #     python training/pack_data.py ../shared/data/fs2k/train ../shared/data/cufs/train ../shared/data/photos/bsds -o .data
-#     bash training/default/stage6_gpu.sh 6 .data runs/stage6
+#     bash training/default/stage6_gpu.sh 6 .data runs/stage6 [KEEP]
 #
 # up:       the shipped model (stage 4b) with its upsampling path twice as wide (48 and 24 channels) and
 #           modulated by style, grown as a no-op (grow.py) and trained on at lr 1e-4
@@ -14,6 +14,7 @@ set -u
 MIN=${1:-6}
 DATA=${2:-.data}
 OUT=${3:-runs/stage6}
+KEEP=${4:-}
 CKPT=training/default/checkpoint.safetensors
 export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1 OMP_NUM_THREADS=2
 mkdir -p "$OUT"
@@ -22,7 +23,8 @@ grow() { python3 training/default/grow.py "$CKPT" "$OUT/$1" --up-width 1 --up-mo
 grow up
 grow up-lp22 --style-diversity-margin light-pencil=0.22
 grow up-gen4 --generator-blocks 4
-python3 - "$OUT/scratch.json" <<'PY'
+mkdir -p "$OUT/scratch"
+python3 - "$OUT/scratch/config.json" <<'PY'
 import sys
 from dataclasses import replace
 from sketchify.config import SketchConfig
@@ -30,19 +32,4 @@ cfg = SketchConfig.load("weights/config.json")
 replace(cfg, channels=64, generator_blocks=3, up_width=1.0, up_modulated=True, lr=2e-4, epochs=400).save(sys.argv[1])
 PY
 
-common=("$DATA/fs2k" "$DATA/cufs" --default-style portrait --unpaired "$DATA/bsds" --workers 2 --time-limit "$MIN")
-for run in up up-lp22 up-gen4; do
-    python3 -m sketchify train "${common[@]}" -o "$OUT/$run" --resume > "$OUT/$run.log" 2>&1 &
-done
-python3 -m sketchify train "${common[@]}" -o "$OUT/scratch" --config "$OUT/scratch.json" > "$OUT/scratch.log" 2>&1 &
-wait
-
-for run in up up-lp22 up-gen4 scratch; do
-    timeout 120 python3 -m sketchify eval "$DATA/fs2k" "$DATA/cufs" --default-style portrait --split val \
-        --weights "$OUT/$run/model" --json "$OUT/$run/eval_val.json" > "$OUT/$run/eval_val.txt" 2>&1 &
-done
-wait
-for run in up up-lp22 up-gen4 scratch; do
-    tail -n 3 "$OUT/$run.log"
-    cat "$OUT/$run/eval_val.txt"
-done
+bash training/default/side_by_side.sh "$MIN" "$DATA" "$OUT" "$KEEP" up up-lp22 up-gen4 scratch
