@@ -1,19 +1,114 @@
-"""Shared fixtures: a tiny model folder and tiny photo/sketch data sets, all made on the fly."""
+"""Shared fixtures and the CLI harness: a tiny model folder, tiny photo/sketch data sets, all made on the fly.
+
+Every CLI run goes through typer's CliRunner on sketchify.cli.app. Exit codes: 0 all good, 1 the batch had
+failures, 2 a usage/user error printed as `error: ...`.
+"""
 
 from __future__ import annotations
 
 import csv
+import hashlib
+import re
+import signal
+import traceback
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image, ImageDraw
+from typer.testing import CliRunner
 
+from sketchify.cli import app
 from sketchify.config import SketchConfig
 from sketchify.model import SketchModel
 
 torch.set_num_threads(1)
+ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+
+
+# running the CLI
+
+
+class Run:
+    """A finished CLI run: exit code and everything it printed (stdout and stderr)."""
+
+    def __init__(self, result):
+        self.code = result.exit_code
+        text = result.output
+        try:  # Click >= 8.2 keeps stderr apart as well as in output; older Click mixes it in or refuses
+            err = result.stderr
+        except ValueError:
+            err = ""
+        if err and err not in text:
+            text += err
+        self.text = ANSI.sub("", text)
+        self.lines = [line for line in self.text.splitlines() if line.strip()]
+
+    def lines_naming(self, name: str) -> list[str]:
+        return [line for line in self.lines if name in line]
+
+    def counts(self) -> tuple[int, int, int]:
+        m = re.search(r"(\d+) converted, (\d+) skipped, (\d+) failed", self.text)
+        assert m, f"no summary line in:\n{self.text}"
+        return int(m[1]), int(m[2]), int(m[3])
+
+
+def cli(*args) -> Run:
+    result = CliRunner().invoke(app, [str(a) for a in args])
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        tb = "".join(traceback.format_exception(*result.exc_info))
+        raise AssertionError(f"uncaught exception (the user would see a traceback):\n{tb}\noutput:\n{result.output}")
+    run = Run(result)
+    assert "Traceback" not in run.text, run.text
+    return run
+
+
+def convert(model: Path, *args) -> Run:
+    return cli("convert", *args, "--weights", model, "--device", "cpu")
+
+
+def sample(model: Path, *args) -> Run:
+    return cli("sample", *args, "--weights", model, "--device", "cpu")
+
+
+@contextmanager
+def deadline(seconds: int):
+    """Fail instead of hanging (CliRunner runs in this process, so a hang would stall the whole suite)."""
+    def timeout(signum, frame):
+        raise TimeoutError(f"still running after {seconds} s")
+
+    old = signal.signal(signal.SIGALRM, timeout)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, old)
+
+
+def files(folder: Path) -> set[str]:
+    """Relative paths of the plain files under folder."""
+    return {str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file()} if folder.exists() else set()
+
+
+def digests(folder: Path) -> dict[str, str]:
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def assert_no_part_files(folder: Path):
+    leftovers = [str(p) for p in folder.rglob("*") if p.name.endswith(".part")] if folder.exists() else []
+    assert not leftovers, leftovers
+
+
+def size_of(path: Path) -> tuple[int, int]:
+    with Image.open(path) as im:
+        return im.size
+
+
+# models and data
 
 
 def tiny_config(**overrides) -> SketchConfig:
@@ -86,4 +181,11 @@ def photo_dir(tmp_path) -> Path:
     folder.mkdir()
     for i in range(3):
         photo(100 + i).save(folder / f"img{i}.jpg")
+    return folder
+
+
+@pytest.fixture
+def photos(tmp_path) -> Path:
+    folder = tmp_path / "photos"
+    folder.mkdir()
     return folder
