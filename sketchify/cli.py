@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import sys
 import time
 from enum import Enum
 from pathlib import Path
@@ -13,7 +12,9 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from .config import DEFAULT_STYLES, SketchConfig
 from .errors import SketchifyError
+from .images import DEFAULT_MAX_PIXELS, DEFAULT_MAX_SIDE, FORMATS
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Turn photos into pencil sketches with a hybrid VAE-GAN.")
@@ -28,10 +29,7 @@ class Device(str, Enum):
     mps = "mps"
 
 
-class Format(str, Enum):
-    png = "png"
-    jpg = "jpg"
-    webp = "webp"
+Format = Enum("Format", {f: f for f in FORMATS}, type=str)
 
 
 class Split(str, Enum):
@@ -41,11 +39,11 @@ class Split(str, Enum):
 
 
 WeightsOpt = typer.Option(None, "--weights", "-w", help="Model folder or Hugging Face Hub repo id (default: the shipped weights).")
-StyleOpt = typer.Option(None, "--style", "-s", help="Drawing style: light-pencil, bold-ink, shaded-pencil or portrait (default: the model's, bold-ink).")
+StyleOpt = typer.Option(None, "--style", "-s", help=f"Drawing style: {', '.join(DEFAULT_STYLES)} (default: the model's, {SketchConfig.default_style}).")
 DeviceOpt = typer.Option(Device.auto, "--device", help="Where the model runs; auto picks CUDA, then MPS, then CPU.")
 SeedOpt = typer.Option(None, "--seed", help="Seed for eps: the same seed gives the same sketches.")
-MaxSideOpt = typer.Option(1024, "--max-side", help="Photos longer than this are drawn at this size and scaled back up; 0 draws at full size (tiled).")
-MaxPixelsOpt = typer.Option(89_478_485, "--max-pixels", help="Refuse images with more pixels than this (decompression-bomb guard).")
+MaxSideOpt = typer.Option(DEFAULT_MAX_SIDE, "--max-side", help="Photos longer than this are drawn at this size and scaled back up; 0 draws at full size (tiled).")
+MaxPixelsOpt = typer.Option(DEFAULT_MAX_PIXELS, "--max-pixels", help="Refuse images with more pixels than this (decompression-bomb guard).")
 
 
 def cli_errors(fn):
@@ -77,7 +75,7 @@ def parse_shard(text: str | None) -> tuple[int, int] | None:
     return k, n
 
 
-def load_sketcher(weights, device: Device, max_side: int = 1024):
+def load_sketcher(weights, device: Device, max_side: int = DEFAULT_MAX_SIDE):
     from .inference import Sketcher
 
     return Sketcher.from_pretrained(weights, device=device.value, max_side=max_side)
@@ -95,7 +93,7 @@ def convert(
     weights: Optional[str] = WeightsOpt,
     device: Device = DeviceOpt,
     batch_size: int = typer.Option(4, "--batch-size", "-b", min=1, help="Photos of one size drawn together."),
-    fmt: Format = typer.Option(Format.png, "--format", "-f", help="Output image format."),
+    fmt: Format = typer.Option(Format("png"), "--format", "-f", help="Output image format."),
     suffix: str = typer.Option("", "--suffix", help="Appended to output names (photo.jpg -> photo{suffix}.png)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Redo sketches that already exist (never touches inputs)."),
     shard: Optional[str] = typer.Option(None, "--shard", help="K/N: convert only the K-th (0-based) of N slices of the inputs, for N parallel jobs."),
@@ -237,7 +235,7 @@ def evaluate(
 
     from rich.table import Table
 
-    from .data import find_pairs, is_validation
+    from .data import find_pairs, split as split_pairs
     from .evaluate import evaluate as score
 
     sketcher = load_sketcher(weights, device)
@@ -245,9 +243,8 @@ def evaluate(
     pairs = []
     for d in data:
         found = find_pairs(d, cfg, default_style)
-        if split != Split.all:
-            found = [p for p in found if is_validation(p.name, cfg.val_fraction) == (split == Split.val)]
-        pairs += found[:limit]
+        train_pairs, val_pairs = split_pairs(found, cfg.val_fraction)
+        pairs += {Split.val: val_pairs, Split.train: train_pairs, Split.all: found}[split][:limit]
     if not pairs:
         raise SketchifyError(f"no {split.value} pairs in {', '.join(map(str, data))}")
     from rich.progress import Progress

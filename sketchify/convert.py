@@ -11,9 +11,8 @@ from pathlib import Path
 from typing import Iterator
 
 from .errors import SketchifyError
-from .images import DEFAULT_MAX_PIXELS, IMAGE_SUFFIXES, load_photo, save_atomic
+from .images import DEFAULT_MAX_PIXELS, FORMATS, IMAGE_SUFFIXES, load_photo, save_atomic
 
-FORMATS = ("png", "jpg", "webp")
 # errors that no other file will escape either: stop the batch instead of failing every file
 FATAL_ERRNOS = {errno.ENOSPC, errno.EROFS, errno.EDQUOT, errno.EACCES, errno.EPERM}
 

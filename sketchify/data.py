@@ -14,6 +14,7 @@ from PIL import Image
 from .config import SketchConfig
 from .errors import SketchifyError
 from .images import IMAGE_SUFFIXES, load_photo
+from .tensors import luma, resize_short, to_tensor
 
 
 @dataclass(frozen=True)
@@ -76,17 +77,6 @@ def split(pairs: list[Pair], fraction: float) -> tuple[list[Pair], list[Pair]]:
     return train, val
 
 
-def to_tensor(img: Image.Image) -> torch.Tensor:
-    """PIL image -> float tensor (C, H, W) in [0, 1]."""
-    t = torch.frombuffer(bytearray(img.tobytes()), dtype=torch.uint8)
-    return t.view(img.height, img.width, len(img.getbands())).permute(2, 0, 1).float() / 255
-
-
-def resize_short(img: Image.Image, short: int) -> Image.Image:
-    s = short / min(img.size)
-    return img.resize((max(short, round(img.width * s)), max(short, round(img.height * s))), Image.BICUBIC)
-
-
 class SketchDataset(torch.utils.data.Dataset):
     """Pairs decoded once and held in memory at the load size; each item is a fresh random crop."""
 
@@ -143,12 +133,6 @@ def center_crop(x: torch.Tensor, s: int) -> torch.Tensor:
     h, w = x.shape[-2:]
     top, left = (h - s) // 2, (w - s) // 2
     return x[:, top:top + s, left:left + s]
-
-
-def luma(rgb: torch.Tensor) -> torch.Tensor:
-    """(..., 3, H, W) RGB -> (..., 1, H, W) luminance (ITU-R 601 weights, as Pillow's "L")."""
-    weights = torch.tensor([0.299, 0.587, 0.114], dtype=rgb.dtype, device=rgb.device).view(3, 1, 1)
-    return (rgb * weights).sum(-3, keepdim=True)
 
 
 def jitter(photo: torch.Tensor) -> torch.Tensor:

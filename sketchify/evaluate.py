@@ -9,12 +9,9 @@ import torch
 from PIL import Image
 
 from . import losses
-from .data import Pair, to_tensor
+from .data import Pair
 from .images import load_photo, pencil_filter
-
-
-def grey(img: Image.Image) -> torch.Tensor:
-    return to_tensor(img.convert("L"))[None]  # (1, 1, H, W) in [0, 1]
+from .tensors import grey
 
 
 def mae(a: torch.Tensor, b: torch.Tensor) -> float:

@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 import warnings
 from pathlib import Path
 
 from PIL import Image, ImageFile, ImageFilter, ImageOps, UnidentifiedImageError
 
 from .errors import SketchifyError
+from .files import atomic_write
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif", ".heic", ".heif", ".avif"}
 DEFAULT_MAX_PIXELS = 89_478_485  # Pillow's own decompression-bomb guard
-UMASK = os.umask(0o022)
-os.umask(UMASK)
+DEFAULT_MAX_SIDE = 1024  # larger photos are drawn at this size, then scaled up: strokes keep a pencil's width
+FORMATS = ("png", "jpg", "webp")  # what sketches can be saved as
 
 
 def load_photo(path: str | Path, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Image.Image:
@@ -74,13 +73,5 @@ SAVE_OPTIONS = {"png": {"optimize": False}, "jpg": {"quality": 92}, "webp": {"qu
 
 
 def save_atomic(img: Image.Image, path: Path, fmt: str) -> None:
-    """Write to a temporary file beside the target, then rename: a killed run leaves no half image."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".part", dir=path.parent)
-    try:
-        os.chmod(tmp, 0o666 & ~UMASK)  # mkstemp makes owner-only files; a sketch is an ordinary file
-        with os.fdopen(fd, "wb") as f:
-            img.save(f, format={"jpg": "JPEG"}.get(fmt, fmt.upper()), **SAVE_OPTIONS[fmt])
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write an image atomically: a killed run leaves no half image."""
+    atomic_write(path, lambda tmp: img.save(tmp, format={"jpg": "JPEG"}.get(fmt, fmt.upper()), **SAVE_OPTIONS[fmt]))

@@ -8,13 +8,12 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from .data import to_tensor
 from .device import pick_device
 from .errors import SketchifyError
-from .images import load_photo, to_rgb
-from .model import CONFIG_NAME, SketchModel
-
-DEFAULT_MAX_SIDE = 1024  # larger photos are drawn at this size, then scaled up: strokes keep a pencil's width
+from .images import DEFAULT_MAX_SIDE, load_photo, to_rgb
+from .model import SketchModel
+from .serialization import CONFIG_NAME
+from .tensors import fit, to_image, to_tensor
 TILE = 512  # working images larger than TILE x TILE run tile by tile, so memory stays flat
 OVERLAP = 64  # context each tile borrows from its neighbours; more than the model's reach, so no seams
 
@@ -138,13 +137,3 @@ def as_photo(image) -> Image.Image:
     if not isinstance(image, Image.Image):
         raise SketchifyError(f"expected a PIL image or a path, got {type(image).__name__}")
     return to_rgb(image)
-
-
-def fit(photo: Image.Image, size: tuple[int, int]) -> Image.Image:
-    return photo if photo.size == size else photo.resize(size, Image.BICUBIC, reducing_gap=3.0)
-
-
-def to_image(sketch: torch.Tensor, size: tuple[int, int]) -> Image.Image:
-    """(1, h, w) in [0, 1] -> greyscale PIL image at the photo's size."""
-    img = Image.fromarray((sketch[0].clamp(0, 1) * 255).round().byte().numpy(), "L")
-    return img if img.size == size else img.resize(size, Image.BICUBIC)

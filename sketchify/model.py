@@ -1,8 +1,7 @@
-"""The hybrid VAE-GAN: encoder E, generator G, patch discriminator D, and the saved model folder."""
+"""The hybrid VAE-GAN's networks: encoder E, generator G, patch discriminator D."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import torch
@@ -10,10 +9,6 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .config import SketchConfig
-from .errors import SketchifyError
-
-CONFIG_NAME = "config.json"
-WEIGHTS_NAME = "model.safetensors"
 
 # helpers
 
@@ -166,78 +161,16 @@ class SketchModel(nn.Module):
         mu, logvar = self.encode(photo, style)
         return self.decode(reparameterize(mu, logvar, temperature, eps), style)
 
-    # the model folder: config.json + model.safetensors, as huggingface_hub lays it out
+    # the model folder (config.json + model.safetensors): sketchify.serialization reads and writes it
 
     def save_pretrained(self, folder: str | Path) -> None:
-        from safetensors.torch import save_file
+        from .serialization import save_model
 
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        state = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
-        _atomic(folder / WEIGHTS_NAME, lambda p: save_file(state, str(p), metadata={"format": "pt"}))
-        _atomic(folder / CONFIG_NAME, lambda p: self.config.save(p))
+        save_model(self, folder)
 
     @classmethod
     def from_pretrained(cls, source: str | Path, *, device: str | torch.device = "cpu") -> "SketchModel":
-        folder = resolve_model_folder(source)
-        config = SketchConfig.load(folder / CONFIG_NAME)
-        model = cls(config)
-        model.load_state_dict(load_weights(folder / WEIGHTS_NAME), strict=True)
-        return model.to(device).eval()
+        """A model folder or a Hugging Face Hub repo id; strict, never unpickles anything."""
+        from .serialization import load_model
 
-    def load_state_dict(self, state, strict: bool = True, assign: bool = False):
-        """Strict by default, with a one-line error instead of PyTorch's multi-line one."""
-        own = self.state_dict()
-        missing = sorted(set(own) - set(state))
-        unexpected = sorted(set(state) - set(own))
-        wrong = sorted(k for k in set(own) & set(state) if own[k].shape != state[k].shape)
-        if strict and (missing or unexpected or wrong):
-            parts = []
-            if missing:
-                parts.append(f"missing {len(missing)} tensors (e.g. {missing[0]})")
-            if unexpected:
-                parts.append(f"{len(unexpected)} unexpected tensors (e.g. {unexpected[0]})")
-            if wrong:
-                k = wrong[0]
-                parts.append(f"{k} has shape {tuple(state[k].shape)}, config wants {tuple(own[k].shape)}")
-            raise SketchifyError("weights do not match config.json: " + "; ".join(parts))
-        return super().load_state_dict(state, strict=strict, assign=assign)
-
-
-def load_weights(path: Path) -> dict[str, torch.Tensor]:
-    """Read a safetensors file (never a pickle): a bad file is an error, never code execution."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
-    if not path.is_file():
-        raise SketchifyError(f"{path}: missing; a model folder holds config.json and model.safetensors")
-    try:
-        return load_file(str(path))
-    except (SafetensorError, OSError, ValueError, RuntimeError) as e:
-        raise SketchifyError(f"{path}: not a readable safetensors file ({str(e).splitlines()[0]})") from None
-
-
-def resolve_model_folder(source: str | Path) -> Path:
-    """A local folder as it is; otherwise a Hugging Face Hub repo id ("user/name"), downloaded once."""
-    path = Path(source).expanduser()
-    if path.exists():
-        if not path.is_dir():
-            raise SketchifyError(f"{path}: not a model folder (expected a folder with {CONFIG_NAME} and {WEIGHTS_NAME})")
-        if not (path / CONFIG_NAME).exists() and not (path / WEIGHTS_NAME).exists():
-            raise SketchifyError(f"{path}: not a model folder (no {CONFIG_NAME} or {WEIGHTS_NAME})")
-        return path
-    text = str(source)
-    if text.count("/") != 1 or text.startswith((".", "/", "~")):
-        raise SketchifyError(f"{source}: no such model folder")
-    from huggingface_hub import snapshot_download
-
-    try:
-        return Path(snapshot_download(text, allow_patterns=[CONFIG_NAME, WEIGHTS_NAME, "README.md"]))
-    except Exception as e:  # the hub raises many kinds; all mean "could not get it"
-        raise SketchifyError(f"{source}: not a local folder and could not be fetched from the Hub ({type(e).__name__})") from None
-
-
-def _atomic(path: Path, write) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    write(tmp)
-    tmp.replace(path)
+        return load_model(source, device=device)

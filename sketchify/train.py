@@ -18,16 +18,16 @@ import torch.nn as nn
 import torch.nn.functional as F
 from PIL import Image
 
-from .checkpoint import read_checkpoint, restore, save_checkpoint
+from .serialization import CHECKPOINT_NAME, CONFIG_NAME, WEIGHTS_NAME, read_checkpoint, restore, save_checkpoint
 from .config import SketchConfig
 from .device import pick_device
 from .data import SketchDataset, find_pairs, find_photos, split
 from .errors import SketchifyError
 from .losses import (CONTOUR_LOOKS, DEFAULT_LOOK, GANLoss, contour_target, diversity_hinge, edge_l1, ink_weight,
                      kl_divergence, ssim)
-from .model import CONFIG_NAME, WEIGHTS_NAME, PatchDiscriminator, SketchModel, reparameterize
+from .model import PatchDiscriminator, SketchModel, reparameterize
 
-CHECKPOINT = "checkpoint.safetensors"
+
 
 
 @dataclass
@@ -75,7 +75,7 @@ def train(opts: TrainOptions) -> Path:
     log = opts.log if main else (lambda *a, **k: None)
 
     run = opts.run
-    ckpt_path = run / CHECKPOINT
+    ckpt_path = run / CHECKPOINT_NAME
     start_epoch = 0
     resume_state = None
     if opts.resume:
@@ -170,7 +170,7 @@ def train(opts: TrainOptions) -> Path:
 
 
 def train_step(g_step, d_step, opt_g, opt_d, batch, unpaired, cfg: SketchConfig, *, device: torch.device,
-               ckpt_path: Path = Path(CHECKPOINT), epoch: int = 0) -> dict[str, float]:
+               ckpt_path: Path = Path(CHECKPOINT_NAME), epoch: int = 0) -> dict[str, float]:
     """One optimisation step of encoder + generator, then one of the discriminator. Returns the losses."""
     gan = GANLoss()
     photo, sketch, style = (t.to(device) for t in batch)

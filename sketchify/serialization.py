@@ -1,0 +1,145 @@
+"""Saving and loading: the model folder (config.json + model.safetensors) and the training checkpoint.
+
+Both are safetensors files, never pickles: a bad or hostile file is an error, never code execution.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+
+from .config import SketchConfig
+from .errors import SketchifyError
+from .files import atomic_write
+from .model import SketchModel
+
+CONFIG_NAME = "config.json"
+WEIGHTS_NAME = "model.safetensors"
+CHECKPOINT_NAME = "checkpoint.safetensors"
+
+
+# the model folder, as huggingface_hub lays it out
+
+
+def save_model(model: SketchModel, folder: str | Path) -> None:
+    from safetensors.torch import save_file
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    atomic_write(folder / WEIGHTS_NAME, lambda p: save_file(state, str(p), metadata={"format": "pt"}))
+    atomic_write(folder / CONFIG_NAME, model.config.save)
+
+
+def load_model(source: str | Path, *, device: str | torch.device = "cpu") -> SketchModel:
+    """A model folder or a Hugging Face Hub repo id -> the model in eval mode. Loading is strict."""
+    folder = resolve_model_folder(source)
+    model = SketchModel(SketchConfig.load(folder / CONFIG_NAME))
+    load_strict(model, load_weights(folder / WEIGHTS_NAME), "weights do not match config.json")
+    return model.to(device).eval()
+
+
+def load_weights(path: Path) -> dict[str, torch.Tensor]:
+    """Read a safetensors file (never a pickle)."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    if not path.is_file():
+        raise SketchifyError(f"{path}: missing; a model folder holds {CONFIG_NAME} and {WEIGHTS_NAME}")
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError, ValueError, RuntimeError) as e:
+        raise SketchifyError(f"{path}: not a readable safetensors file ({str(e).splitlines()[0]})") from None
+
+
+def load_strict(module: nn.Module, state: dict[str, torch.Tensor], context: str) -> None:
+    """load_state_dict(strict=True) with a one-line error instead of PyTorch's multi-line one."""
+    own = module.state_dict()
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    wrong = sorted(k for k in set(own) & set(state) if own[k].shape != state[k].shape)
+    parts = []
+    if missing:
+        parts.append(f"missing {len(missing)} tensors (e.g. {missing[0]})")
+    if unexpected:
+        parts.append(f"{len(unexpected)} unexpected tensors (e.g. {unexpected[0]})")
+    if wrong:
+        k = wrong[0]
+        parts.append(f"{k} has shape {tuple(state[k].shape)}, config wants {tuple(own[k].shape)}")
+    if parts:
+        raise SketchifyError(f"{context}: " + "; ".join(parts))
+    module.load_state_dict(state, strict=True)
+
+
+def resolve_model_folder(source: str | Path) -> Path:
+    """A local folder as it is; otherwise a Hugging Face Hub repo id ("user/name"), downloaded once."""
+    path = Path(source).expanduser()
+    if path.exists():
+        if not path.is_dir():
+            raise SketchifyError(f"{path}: not a model folder (expected a folder with {CONFIG_NAME} and {WEIGHTS_NAME})")
+        if not (path / CONFIG_NAME).exists() and not (path / WEIGHTS_NAME).exists():
+            raise SketchifyError(f"{path}: not a model folder (no {CONFIG_NAME} or {WEIGHTS_NAME})")
+        return path
+    text = str(source)
+    if text.count("/") != 1 or text.startswith((".", "/", "~")):
+        raise SketchifyError(f"{source}: no such model folder")
+    from huggingface_hub import snapshot_download
+
+    try:
+        return Path(snapshot_download(text, allow_patterns=[CONFIG_NAME, WEIGHTS_NAME, "README.md"]))
+    except Exception as e:  # the hub raises many kinds; all mean "could not get it"
+        raise SketchifyError(f"{source}: not a local folder and could not be fetched from the Hub ({type(e).__name__})") from None
+
+
+# the training checkpoint: models, discriminator, optimisers and progress in one file
+
+
+def save_checkpoint(path: Path, *, config: SketchConfig, epoch: int, modules: dict, optimizers: dict) -> None:
+    from safetensors.torch import save_file
+
+    tensors, meta = {}, {"epoch": str(epoch), "config": json.dumps(config.to_dict())}
+    for name, module in modules.items():
+        tensors.update({f"{name}.{k}": v.detach().cpu().contiguous() for k, v in module.state_dict().items()})
+    for name, opt in optimizers.items():
+        state = opt.state_dict()
+        for pid, entries in state["state"].items():
+            for k, v in entries.items():
+                tensors[f"{name}.{pid}.{k}"] = torch.as_tensor(v).detach().cpu().contiguous()
+        meta[name] = json.dumps(state["param_groups"])
+    atomic_write(path, lambda p: save_file(tensors, str(p), metadata=meta))  # a killed run keeps the last one whole
+
+
+def read_checkpoint(path: Path) -> tuple[SketchConfig, int, dict[str, torch.Tensor], dict[str, str]]:
+    from safetensors import safe_open
+
+    tensors = load_weights(path)
+    try:
+        with safe_open(str(path), "pt") as f:
+            meta = f.metadata() or {}
+        config = SketchConfig.from_dict(json.loads(meta["config"]))
+        epoch = int(meta["epoch"])
+    except (KeyError, ValueError, SketchifyError) as e:
+        raise SketchifyError(f"{path}: not a sketchify training checkpoint ({e})") from None
+    return config, epoch, tensors, meta
+
+
+def restore(path: Path, tensors: dict, meta: dict, *, modules: dict, optimizers: dict) -> None:
+    for name, module in modules.items():
+        prefix = f"{name}."
+        own = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+        load_strict(module, own, f"{path}: {name} does not match its config")
+    for name, opt in optimizers.items():
+        state: dict = defaultdict(dict)
+        prefix = f"{name}."
+        for k, v in tensors.items():
+            if k.startswith(prefix):
+                pid, key = k[len(prefix):].split(".", 1)
+                state[int(pid)][key] = v
+        try:
+            opt.load_state_dict({"state": dict(state), "param_groups": json.loads(meta[name])})
+        except (KeyError, ValueError, RuntimeError) as e:
+            raise SketchifyError(f"{path}: optimizer state {name} is unreadable ({e})") from None
