@@ -124,23 +124,25 @@ def main() -> None:
 
 
 def train_rate(device: str, steps: int) -> float:
-    from sketchify.config import SketchConfig
+    from sketchify.config import ModelConfig, TrainConfig
     from sketchify.model import PatchDiscriminator, SketchModel
-    from sketchify.train import GeneratorForward, train_step
+    from sketchify.step import Batch, GeneratorForward, make_optimizers, train_step
 
-    cfg = SketchConfig()
+    shape, cfg = ModelConfig(), TrainConfig()
     dev = torch.device(device)
-    model, disc = SketchModel(cfg).to(dev), PatchDiscriminator(channels=cfg.disc_channels, layers=cfg.disc_layers).to(dev)
-    opt_g, opt_d = torch.optim.Adam(model.parameters()), torch.optim.Adam(disc.parameters())
-    s = cfg.image_size
-    batch = (torch.rand(cfg.batch_size, 3, s, s), torch.rand(cfg.batch_size, 1, s, s), torch.zeros(cfg.batch_size, dtype=torch.long))
-    unpaired = (torch.rand(cfg.unpaired_batch_size, 3, s, s), None, torch.zeros(cfg.unpaired_batch_size, dtype=torch.long))
-    step = lambda: train_step(GeneratorForward(model), disc, opt_g, opt_d, batch, unpaired, cfg, device=dev)  # noqa: E731
+    model = SketchModel(shape).to(dev)
+    disc = PatchDiscriminator(channels=shape.disc_channels, layers=shape.disc_layers).to(dev)
+    opt_g, opt_d = make_optimizers(model, disc, cfg)
+    s, n, m = cfg.image_size, cfg.batch_size, cfg.unpaired_batch_size
+    paired = Batch(torch.rand(n, 3, s, s), torch.zeros(n, dtype=torch.long), torch.rand(n, 1, s, s)).to(dev)
+    unpaired = Batch(torch.rand(m, 3, s, s), torch.zeros(m, dtype=torch.long)).to(dev)
+    step = lambda: train_step(GeneratorForward(model), disc, opt_g, opt_d, paired, unpaired, cfg,  # noqa: E731
+                              styles=shape.styles)
     step()
     start = time.perf_counter()
     for _ in range(steps):
         step()
-    return steps * cfg.batch_size / (time.perf_counter() - start)
+    return steps * n / (time.perf_counter() - start)
 
 
 if __name__ == "__main__":

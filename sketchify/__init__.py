@@ -4,11 +4,11 @@
     sketch = Sketcher.from_pretrained().sketch("photo.jpg", style="bold-ink")
 """
 
-from .config import SketchConfig
+from .config import ModelConfig, TrainConfig
 from .errors import SketchifyError
 
 __version__ = "0.1.0"
-__all__ = ["Sketcher", "SketchConfig", "SketchModel", "SketchifyError", "__version__"]
+__all__ = ["Sketcher", "ModelConfig", "TrainConfig", "SketchModel", "SketchifyError", "__version__"]
 
 
 def __getattr__(name):

@@ -12,7 +12,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from .config import DEFAULT_STYLES, SketchConfig
+from .config import DEFAULT_STYLES, ModelConfig
 from .errors import SketchifyError
 from .images import DEFAULT_MAX_PIXELS, DEFAULT_MAX_SIDE, FORMATS
 
@@ -39,7 +39,7 @@ class Split(str, Enum):
 
 
 WeightsOpt = typer.Option(None, "--weights", "-w", help="Model folder or Hugging Face Hub repo id (default: the shipped weights).")
-StyleOpt = typer.Option(None, "--style", "-s", help=f"Drawing style: {', '.join(DEFAULT_STYLES)} (default: the model's, {SketchConfig.default_style}).")
+StyleOpt = typer.Option(None, "--style", "-s", help=f"Drawing style: {', '.join(DEFAULT_STYLES)} (default: the model's, {ModelConfig.default_style}).")
 DeviceOpt = typer.Option(Device.auto, "--device", help="Where the model runs; auto picks CUDA, then MPS, then CPU.")
 SeedOpt = typer.Option(None, "--seed", help="Seed for eps: the same seed gives the same sketches.")
 MaxSideOpt = typer.Option(DEFAULT_MAX_SIDE, "--max-side", help="Photos longer than this are drawn at this size and scaled back up; 0 draws at full size (tiled).")
@@ -180,38 +180,27 @@ def sample(
 @cli_errors
 def train(
     data: List[Path] = typer.Argument(..., help="Folders with photos/ and sketches/ (matching names) and optional styles.csv (name,style)."),
-    output: Path = typer.Option(..., "--output", "-o", help="Run folder: checkpoint, logs, sample grids, and the final model/."),
-    config: Optional[Path] = typer.Option(None, "--config", help="A config.json to start from (model shape and training settings); the flags below override it."),
-    default_style: Optional[str] = typer.Option(None, "--default-style", help="Style of pairs that styles.csv does not name (default: the config's default)."),
+    output: Path = typer.Option(..., "--output", "-o", help="Run folder: training.json, checkpoint, log, sample grids, and the final model/."),
+    config: Optional[Path] = typer.Option(None, "--config", help="A training.json to start from (e.g. weights/training.json); --set overrides it."),
+    settings: List[str] = typer.Option([], "--set", metavar="KEY=VALUE", help="Override one setting of the model's shape or its training, e.g. --set lr=1e-4 --set loss_weights.adv=0.2; repeatable."),
+    epochs: Optional[int] = typer.Option(None, "--epochs", min=1, help="Same as --set epochs=N: passes over the training pairs (default 110)."),
+    init_from: Optional[str] = typer.Option(None, "--init-from", help="Start from a trained model: a model folder, a run folder, a checkpoint, or a Hub repo id; --set may grow it."),
+    default_style: Optional[str] = typer.Option(None, "--default-style", help="Style of pairs that styles.csv does not name (default: the model's default)."),
     unpaired: Optional[Path] = typer.Option(None, "--unpaired", help="Folder of photos without sketches (e.g. scenes), trained with a reference-free contour loss."),
-    epochs: Optional[int] = typer.Option(None, "--epochs", min=1, help="Passes over the training pairs (default: 110)."),
-    batch_size: Optional[int] = typer.Option(None, "--batch-size", min=1, help="Pairs per step (default: 8)."),
-    image_size: Optional[int] = typer.Option(None, "--image-size", min=16, help="Training crop size, a multiple of 4 (default: 128)."),
-    lr: Optional[float] = typer.Option(None, "--lr", help="Adam learning rate (default: 0.0002)."),
-    channels: Optional[int] = typer.Option(None, "--channels", min=4, help="Model width, a multiple of 4 (default: 48)."),
     time_limit: Optional[float] = typer.Option(None, "--time-limit", help="Train for about this many minutes: the epochs are cut to what fits at the pace so far, so the learning rate still decays to the end; then export."),
-    resume: bool = typer.Option(False, "--resume", help="Continue from OUTPUT/checkpoint.safetensors with its config; --epochs may extend it."),
+    resume: bool = typer.Option(False, "--resume", help="Continue OUTPUT's run from its checkpoint; settings given with --set or --config replace the checkpoint's, and each change is printed."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Start again in an OUTPUT that holds a run."),
     device: Device = DeviceOpt,
     workers: int = typer.Option(0, "--workers", min=0, help="Processes that prepare batches beside training; on a GPU machine 2-4 keep the GPU busy."),
-    seed: Optional[int] = typer.Option(None, "--seed", help="Seed for initialisation, crops and noise (default: 0)."),
 ):
     """Train encoder, generator and discriminator on photo/sketch pairs. Runs under torchrun for several GPUs."""
-    from dataclasses import replace
-
-    from .config import SketchConfig
     from .train import TrainOptions
     from .train import train as run_training
 
-    cfg = SketchConfig.load(config) if config else SketchConfig()
-    flags = dict(epochs=epochs, batch_size=batch_size, image_size=image_size, lr=lr, channels=channels, seed=seed)
-    cfg = replace(cfg, **{k: v for k, v in flags.items() if v is not None})
-    if cfg.image_size % 4 or cfg.channels % 4:
-        raise SketchifyError("--image-size and --channels must be multiples of 4")
-    cfg.load_size = max(cfg.load_size, cfg.image_size)
-    opts = TrainOptions(data=data, run=output, config=cfg, unpaired=unpaired, default_style=default_style,
-                        resume=resume, overwrite=overwrite, device=device.value, time_limit_min=time_limit,
-                        resume_epochs=epochs, workers=workers, progress=err.is_terminal, log=out.print)
+    opts = TrainOptions(data=data, run=output, config=config, settings=[*settings, *([f"epochs={epochs}"] if epochs else [])],
+                        init_from=init_from, unpaired=unpaired, default_style=default_style, resume=resume,
+                        overwrite=overwrite, device=device.value, time_limit_min=time_limit, workers=workers,
+                        progress=err.is_terminal, log=out.print)
     model = run_training(opts)
     out.print(f"done: sketchify convert photos/ -o sketches/ --weights {model}", markup=False)
 
@@ -235,6 +224,7 @@ def evaluate(
 
     from rich.table import Table
 
+    from .config import TrainConfig
     from .data import find_pairs, split as split_pairs
     from .evaluate import evaluate as score
 
@@ -243,7 +233,7 @@ def evaluate(
     pairs = []
     for d in data:
         found = find_pairs(d, cfg, default_style)
-        train_pairs, val_pairs = split_pairs(found, cfg.val_fraction)
+        train_pairs, val_pairs = split_pairs(found, TrainConfig.val_fraction)  # the split training used
         pairs += {Split.val: val_pairs, Split.train: train_pairs, Split.all: found}[split][:limit]
     if not pairs:
         raise SketchifyError(f"no {split.value} pairs in {', '.join(map(str, data))}")

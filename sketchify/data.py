@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 from PIL import Image
 
-from .config import SketchConfig
+from .config import ModelConfig
 from .errors import SketchifyError
 from .images import IMAGE_SUFFIXES, load_photo
 from .tensors import luma, resize_short, to_tensor
@@ -29,7 +29,7 @@ def image_files(folder: Path) -> dict[str, Path]:
     return {p.stem: p for p in sorted(folder.iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()}
 
 
-def find_pairs(data: str | Path, config: SketchConfig, default_style: str | None = None) -> list[Pair]:
+def find_pairs(data: str | Path, config: ModelConfig, default_style: str | None = None) -> list[Pair]:
     """DATA/photos/X.* and DATA/sketches/X.* with one stem; styles from DATA/styles.csv (name,style) if present."""
     data = Path(data)
     photos_dir, sketches_dir = data / "photos", data / "sketches"
@@ -45,15 +45,15 @@ def find_pairs(data: str | Path, config: SketchConfig, default_style: str | None
     return pairs
 
 
-def find_photos(folder: str | Path, config: SketchConfig) -> list[Pair]:
-    """Photos with no sketch (for the reference-free contour loss); each is drawn in a random style."""
+def find_photos(folder: str | Path) -> list[Pair]:
+    """Photos with no sketch (for the reference-free contour loss); each is drawn in a random style (-1)."""
     folder = Path(folder)
     if not folder.is_dir():
         raise SketchifyError(f"{folder}: no such folder")
     return [Pair(n, p, None, -1) for n, p in image_files(folder).items()]
 
 
-def read_styles(path: Path, config: SketchConfig) -> dict[str, int]:
+def read_styles(path: Path, config: ModelConfig) -> dict[str, int]:
     if not path.exists():
         return {}
     with path.open(newline="") as f:
@@ -78,32 +78,35 @@ def split(pairs: list[Pair], fraction: float) -> tuple[list[Pair], list[Pair]]:
 
 
 class SketchDataset(torch.utils.data.Dataset):
-    """Pairs decoded once and held in memory at the load size; each item is a fresh random crop."""
+    """Pairs decoded once and held in memory at the load size; each item is a fresh random crop.
 
-    def __init__(self, pairs: list[Pair], config: SketchConfig, *, augment: bool):
-        self.pairs, self.config, self.augment = pairs, config, augment
+    Items are {"photo", "style"} and, for pairs, "sketch"; sketchify.step.collate batches them.
+    """
+
+    def __init__(self, pairs: list[Pair], *, n_styles: int, load_size: int, image_size: int, augment: bool):
+        self.pairs, self.n_styles, self.augment = pairs, n_styles, augment
+        self.load_size, self.image_size = load_size, image_size
         self.images = [self._load(p) for p in pairs]
 
     def _load(self, pair: Pair) -> tuple[torch.Tensor, torch.Tensor | None]:
         photo = load_photo(pair.photo)
-        size = self.config.load_size
         sketch = None
         if pair.sketch is not None:
             sk = load_photo(pair.sketch).convert("L").resize(photo.size, Image.BICUBIC)
-            sketch = (to_tensor(resize_short(sk, size)) * 255).to(torch.uint8)
-        return (to_tensor(resize_short(photo, size)) * 255).to(torch.uint8), sketch
+            sketch = (to_tensor(resize_short(sk, self.load_size)) * 255).to(torch.uint8)
+        return (to_tensor(resize_short(photo, self.load_size)) * 255).to(torch.uint8), sketch
 
     def __len__(self) -> int:
         return len(self.pairs)
 
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor, int]:
+    def __getitem__(self, i: int) -> dict:
         photo, sketch = self.images[i]
         style = self.pairs[i].style
         if style < 0:
-            style = random.randrange(len(self.config.styles))
+            style = random.randrange(self.n_styles)
         both = photo if sketch is None else torch.cat([photo, sketch])
         both = both.float() / 255
-        s = self.config.image_size
+        s = self.image_size
         if self.augment:
             both = self._random_crop(both, s)
             # Pairs are never mirrored. Each source's sketches sit a few pixels off their photos (FS2K photo1
@@ -113,11 +116,10 @@ class SketchDataset(torch.utils.data.Dataset):
                 both = both.flip(-1)
         else:
             both = center_crop(both, s)
-        photo = both[:3]
-        if self.augment:
-            photo = jitter(photo)
-        sketch = both[3:] if sketch is not None else torch.full_like(both[:1], -1)  # -1 marks "no sketch"
-        return photo, sketch, style
+        item = {"photo": jitter(both[:3]) if self.augment else both[:3], "style": style}
+        if sketch is not None:
+            item["sketch"] = both[3:]
+        return item
 
     def _random_crop(self, x: torch.Tensor, s: int) -> torch.Tensor:
         # a small random zoom, then a crop: the model sees faces at slightly different scales

@@ -8,7 +8,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .config import SketchConfig
+from .config import ModelConfig
 
 # helpers
 
@@ -135,7 +135,7 @@ class PatchDiscriminator(nn.Module):
 class SketchModel(nn.Module):
     """Encoder + generator + style codes: everything inference needs, saved as a model folder."""
 
-    def __init__(self, config: SketchConfig):
+    def __init__(self, config: ModelConfig):
         super().__init__()
         self.config = config
         c = config

@@ -8,11 +8,12 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 import torch.nn as nn
 
-from .config import SketchConfig
+from .config import ModelConfig, TrainConfig
 from .errors import SketchifyError
 from .files import atomic_write
 from .model import SketchModel
@@ -38,7 +39,7 @@ def save_model(model: SketchModel, folder: str | Path) -> None:
 def load_model(source: str | Path, *, device: str | torch.device = "cpu") -> SketchModel:
     """A model folder or a Hugging Face Hub repo id -> the model in eval mode. Loading is strict."""
     folder = resolve_model_folder(source)
-    model = SketchModel(SketchConfig.load(folder / CONFIG_NAME))
+    model = SketchModel(ModelConfig.load(folder / CONFIG_NAME))
     load_strict(model, load_weights(folder / WEIGHTS_NAME), "weights do not match config.json")
     return model.to(device).eval()
 
@@ -98,10 +99,20 @@ def resolve_model_folder(source: str | Path) -> Path:
 # the training checkpoint: models, discriminator, optimisers and progress in one file
 
 
-def save_checkpoint(path: Path, *, config: SketchConfig, epoch: int, modules: dict, optimizers: dict) -> None:
+class Checkpoint(NamedTuple):
+    model: ModelConfig
+    train: TrainConfig
+    epoch: int
+    tensors: dict[str, torch.Tensor]
+    meta: dict[str, str]
+
+
+def save_checkpoint(path: Path, *, model: ModelConfig, train: TrainConfig, epoch: int, modules: dict,
+                    optimizers: dict) -> None:
     from safetensors.torch import save_file
 
-    tensors, meta = {}, {"epoch": str(epoch), "config": json.dumps(config.to_dict())}
+    tensors = {}
+    meta = {"epoch": str(epoch), "model": json.dumps(model.to_dict()), "train": json.dumps(train.to_dict())}
     for name, module in modules.items():
         tensors.update({f"{name}.{k}": v.detach().cpu().contiguous() for k, v in module.state_dict().items()})
     for name, opt in optimizers.items():
@@ -113,25 +124,30 @@ def save_checkpoint(path: Path, *, config: SketchConfig, epoch: int, modules: di
     atomic_write(path, lambda p: save_file(tensors, str(p), metadata=meta))  # a killed run keeps the last one whole
 
 
-def read_checkpoint(path: Path) -> tuple[SketchConfig, int, dict[str, torch.Tensor], dict[str, str]]:
+def read_checkpoint(path: Path) -> Checkpoint:
     from safetensors import safe_open
 
     tensors = load_weights(path)
     try:
         with safe_open(str(path), "pt") as f:
             meta = f.metadata() or {}
-        config = SketchConfig.from_dict(json.loads(meta["config"]))
+        model = ModelConfig.from_dict(json.loads(meta["model"]))
+        train = TrainConfig.from_dict(json.loads(meta["train"]))
         epoch = int(meta["epoch"])
     except (KeyError, ValueError, SketchifyError) as e:
         raise SketchifyError(f"{path}: not a sketchify training checkpoint ({e})") from None
-    return config, epoch, tensors, meta
+    return Checkpoint(model, train, epoch, tensors, meta)
 
 
-def restore(path: Path, tensors: dict, meta: dict, *, modules: dict, optimizers: dict) -> None:
+def prefixed(tensors: dict[str, torch.Tensor], name: str) -> dict[str, torch.Tensor]:
+    """The tensors a checkpoint holds for one module, under their own names."""
+    return {k[len(name) + 1:]: v for k, v in tensors.items() if k.startswith(f"{name}.")}
+
+
+def restore(path: Path, ckpt: Checkpoint, *, modules: dict, optimizers: dict) -> None:
+    tensors, meta = ckpt.tensors, ckpt.meta
     for name, module in modules.items():
-        prefix = f"{name}."
-        own = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
-        load_strict(module, own, f"{path}: {name} does not match its config")
+        load_strict(module, prefixed(tensors, name), f"{path}: {name} does not match its config")
     for name, opt in optimizers.items():
         state: dict = defaultdict(dict)
         prefix = f"{name}."

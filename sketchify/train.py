@@ -9,7 +9,7 @@ import json
 import os
 import random
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -18,94 +18,92 @@ import torch.nn as nn
 import torch.nn.functional as F
 from PIL import Image
 
-from .serialization import CHECKPOINT_NAME, CONFIG_NAME, WEIGHTS_NAME, read_checkpoint, restore, save_checkpoint
-from .config import SketchConfig
-from .device import pick_device
+from .config import ModelConfig, TrainConfig, apply_settings, changes
 from .data import SketchDataset, find_pairs, find_photos, split
+from .device import pick_device
 from .errors import SketchifyError
-from .losses import (CONTOUR_LOOKS, DEFAULT_LOOK, GANLoss, contour_target, diversity_hinge, edge_l1, ink_weight,
-                     kl_divergence, ssim)
-from .model import PatchDiscriminator, SketchModel, reparameterize
+from .finetune import Source, load_source, start_from
+from .model import PatchDiscriminator, SketchModel
+from .serialization import CHECKPOINT_NAME, WEIGHTS_NAME, Checkpoint, read_checkpoint, restore, save_checkpoint
+from .step import Batch, GeneratorForward, NonFiniteLoss, collate, make_optimizers, train_step
 
-
+TRAINING_NAME = "training.json"
 
 
 @dataclass
 class TrainOptions:
     data: list[Path]
     run: Path
-    config: SketchConfig
+    config: Path | None = None  # a training.json to start from (default: TrainConfig's defaults)
+    settings: list[str] = field(default_factory=list)  # "key=value" overrides of either config (--set)
+    init_from: str | Path | None = None  # a model folder, run folder or checkpoint to start from (and grow)
     unpaired: Path | None = None
     default_style: str | None = None
     resume: bool = False
     overwrite: bool = False
     device: str = "auto"
     time_limit_min: float | None = None  # fit the epochs to these minutes; stop after the epoch that passes them
-    resume_epochs: int | None = None  # on resume, train to this many epochs instead of the checkpoint's
     workers: int = 0  # processes preparing batches beside the training step (on a GPU machine, 2-4 keep it fed)
     progress: bool = True
     log: callable = print
 
 
-class GeneratorForward(nn.Module):
-    """One forward() for the generator side of a step, so that DistributedDataParallel can wrap it.
-
-    Encodes paired and unpaired photos together, then decodes two latents per paired photo
-    (for the diversity term) and one per unpaired photo.
-    """
-
-    def __init__(self, model: SketchModel):
-        super().__init__()
-        self.model = model
-
-    def forward(self, photo, style, n_paired: int):
-        mu, logvar = self.model.encode(photo, style)
-        z1 = reparameterize(mu, logvar)
-        z2 = reparameterize(mu[:n_paired], logvar[:n_paired])
-        fakes = self.model.decode(torch.cat([z1, z2]), torch.cat([style, style[:n_paired]]))
-        return fakes[:len(photo)], fakes[len(photo):], mu, logvar
+def plan(opts: TrainOptions, log) -> tuple[ModelConfig, TrainConfig, Checkpoint | None, Source | None]:
+    """The run's configs, and the checkpoint to resume or the model to start from, if any."""
+    run, ckpt_path = opts.run, opts.run / CHECKPOINT_NAME
+    file = TrainConfig.load(opts.config) if opts.config else None
+    if opts.resume:
+        if opts.init_from is not None:
+            raise SketchifyError("--resume continues OUTPUT's own run; --init-from starts a new one: choose one")
+        if not ckpt_path.exists():
+            raise SketchifyError(f"{ckpt_path}: no checkpoint to resume from")
+        ckpt = read_checkpoint(ckpt_path)
+        model_cfg, train_cfg = apply_settings(ckpt.model, file or ckpt.train, opts.settings)
+        if model_cfg != ckpt.model:
+            raise SketchifyError(f"--resume keeps the model's shape ({changes(ckpt.model, model_cfg)[0]}); "
+                                 "start a new run with --init-from to grow it")
+        for line in changes(ckpt.train, train_cfg):
+            log(f"changed on resume: {line}")
+        return model_cfg, train_cfg, ckpt, None
+    if ((run / "model" / WEIGHTS_NAME).exists() or ckpt_path.exists()) and not opts.overwrite:
+        raise SketchifyError(f"{run}: already holds a training run; pass --resume to continue it or --overwrite to start again")
+    source = load_source(opts.init_from) if opts.init_from is not None else None
+    base = source.model.config if source else ModelConfig()
+    model_cfg, train_cfg = apply_settings(base, file or TrainConfig(), opts.settings)
+    train_cfg.diversity_margins(model_cfg.styles)  # a margin for a style the model lacks fails now, not mid-epoch
+    return model_cfg, train_cfg, None, source
 
 
 def train(opts: TrainOptions) -> Path:
     """Train, checkpoint each epoch, and export RUN/model; returns that model folder."""
-    cfg = opts.config
     distributed, rank, world = init_distributed()
     device = pick_device(opts.device, local_rank=int(os.environ.get("LOCAL_RANK", 0)))
     main = rank == 0
     log = opts.log if main else (lambda *a, **k: None)
-
-    run = opts.run
-    ckpt_path = run / CHECKPOINT_NAME
-    start_epoch = 0
-    resume_state = None
-    if opts.resume:
-        if not ckpt_path.exists():
-            raise SketchifyError(f"{ckpt_path}: no checkpoint to resume from")
-        cfg, start_epoch, tensors, meta = read_checkpoint(ckpt_path)
-        resume_state = (tensors, meta)
-        if opts.resume_epochs:
-            cfg.epochs = opts.resume_epochs
-    elif (run / "model" / WEIGHTS_NAME).exists() or ckpt_path.exists():
-        if not opts.overwrite:
-            raise SketchifyError(f"{run}: already holds a training run; pass --resume to continue it or --overwrite to start again")
+    run, ckpt_path = opts.run, opts.run / CHECKPOINT_NAME
+    model_cfg, cfg, ckpt, source = plan(opts, log)
+    start_epoch = ckpt.epoch if ckpt else 0
 
     torch.manual_seed(cfg.seed + rank)
     random.seed(cfg.seed + rank)
 
-    train_set, val_set, unpaired_set = load_data(opts, cfg, log)
+    train_set, val_set, unpaired_set = load_data(opts, model_cfg, cfg, log)
     sampler = torch.utils.data.DistributedSampler(train_set, shuffle=True, seed=cfg.seed) if distributed else None
-    workers = dict(num_workers=opts.workers, persistent_workers=opts.workers > 0)
+    workers = dict(num_workers=opts.workers, persistent_workers=opts.workers > 0, collate_fn=collate)
     loader = torch.utils.data.DataLoader(train_set, batch_size=cfg.batch_size, shuffle=sampler is None,
                                          sampler=sampler, drop_last=len(train_set) >= cfg.batch_size * world, **workers)
     unpaired_iter = cycle(torch.utils.data.DataLoader(unpaired_set, batch_size=cfg.unpaired_batch_size, shuffle=True,
                                                       **workers)) if unpaired_set else None
 
-    model = SketchModel(cfg).to(device)
-    disc = PatchDiscriminator(channels=cfg.disc_channels, layers=cfg.disc_layers).to(device)
+    model = SketchModel(model_cfg)
+    disc = PatchDiscriminator(channels=model_cfg.disc_channels, layers=model_cfg.disc_layers)
+    if source is not None:
+        start_from(source, model, disc, log)
+    model, disc = model.to(device), disc.to(device)
     opt_g, opt_d = make_optimizers(model, disc, cfg)
     modules, optimizers = {"model": model, "disc": disc}, {"opt_g": opt_g, "opt_d": opt_d}
-    if resume_state:
-        restore(ckpt_path, *resume_state, modules=modules, optimizers=optimizers)
+    if ckpt is not None:
+        restore(ckpt_path, ckpt, modules=modules, optimizers=optimizers)
         log(f"resumed from {ckpt_path} after epoch {start_epoch}")
 
     g_step, d_step = GeneratorForward(model), disc
@@ -120,7 +118,7 @@ def train(opts: TrainOptions) -> Path:
     if main:
         run.mkdir(parents=True, exist_ok=True)
         (run / "samples").mkdir(exist_ok=True)
-        cfg.save(run / CONFIG_NAME)
+        cfg.save(run / TRAINING_NAME)
     started = time.monotonic()
     epoch, planned = start_epoch, cfg.epochs
     while epoch < cfg.epochs:
@@ -133,10 +131,14 @@ def train(opts: TrainOptions) -> Path:
         model.train()
         totals: dict[str, float] = {}
         with progress_bar(opts.progress and main, f"epoch {epoch}/{cfg.epochs}", len(loader)) as advance:
-            for photo, sketch, style in loader:
-                unpaired = next(unpaired_iter) if unpaired_iter is not None else None
-                losses = train_step(g_step, d_step, opt_g, opt_d, (photo, sketch, style), unpaired, cfg,
-                                    device=device, ckpt_path=ckpt_path, epoch=epoch)
+            for batch in loader:
+                unpaired = next(unpaired_iter).to(device) if unpaired_iter is not None else None
+                try:
+                    losses = train_step(g_step, d_step, opt_g, opt_d, batch.to(device), unpaired, cfg,
+                                        styles=model_cfg.styles)
+                except NonFiniteLoss as e:
+                    kept = f"the last good checkpoint {ckpt_path} is intact" if ckpt_path.exists() else "no checkpoint was written yet"
+                    raise SketchifyError(f"{e} in epoch {epoch}; training stopped, {kept}") from None
                 for k, v in losses.items():
                     totals[k] = totals.get(k, 0.0) + v
                 advance(" ".join(f"{k} {v:.3f}" for k, v in losses.items()))
@@ -149,7 +151,7 @@ def train(opts: TrainOptions) -> Path:
                 f.write(json.dumps(means) + "\n")
             log(f"epoch {epoch}: " + " ".join(f"{k} {v:.4f}" for k, v in means.items() if k != "epoch"))
             save_grid(model, val_set, device, run / "samples" / f"epoch_{epoch:03d}.png")
-            save_checkpoint(ckpt_path, config=cfg, epoch=epoch, modules=modules, optimizers=optimizers)
+            save_checkpoint(ckpt_path, model=model_cfg, train=cfg, epoch=epoch, modules=modules, optimizers=optimizers)
         if out_of_time(opts.time_limit_min, started, distributed, device):
             log(f"time limit of {opts.time_limit_min} min reached after epoch {epoch}")
             break
@@ -169,59 +171,6 @@ def train(opts: TrainOptions) -> Path:
     return run / "model"
 
 
-def train_step(g_step, d_step, opt_g, opt_d, batch, unpaired, cfg: SketchConfig, *, device: torch.device,
-               ckpt_path: Path = Path(CHECKPOINT_NAME), epoch: int = 0) -> dict[str, float]:
-    """One optimisation step of encoder + generator, then one of the discriminator. Returns the losses."""
-    gan = GANLoss()
-    photo, sketch, style = (t.to(device) for t in batch)
-    n = len(photo)
-    photo_all, style_all = photo, style
-    if unpaired is not None:  # photos without a sketch ride along in the same encoder pass
-        photo_all = torch.cat([photo, unpaired[0].to(device)])
-        style_all = torch.cat([style, unpaired[2].to(device)])
-
-    margins = torch.tensor(cfg.diversity_margins(), device=device)[style]  # indexed on the device: no host sync
-
-    # encoder + generator: reconstruct, stay near the prior, fool D, keep two samples apart.
-    # D is frozen and called unwrapped here, so DDP syncs only the gradients D really needs.
-    disc = getattr(d_step, "module", d_step)
-    disc.requires_grad_(False)
-    fake_all, fake2, mu, logvar = g_step(photo_all, style_all, n)
-    fake1 = fake_all[:n]
-    fakes = torch.cat([fake1, fake2])
-    losses = {
-        "l1": F.l1_loss(fake1, sketch),
-        "edge": edge_l1(fake1, sketch),
-        "ssim": 1 - ssim(fake1, sketch),
-        "kl": kl_divergence(mu, logvar),
-        "adv": gan(disc(photo.repeat(2, 1, 1, 1), fakes), True),
-        "div": diversity_hinge(fake1, fake2, margins, ink_weight(sketch), cfg.diversity_knee),
-    }
-    if unpaired is not None:
-        looks = [CONTOUR_LOOKS.get(cfg.styles[int(s)], DEFAULT_LOOK) for s in style_all[n:]]
-        losses["contour"] = F.l1_loss(fake_all[n:], contour_target(photo_all[n:], looks))
-    loss_g = (cfg.l1_weight * losses["l1"] + cfg.ssim_weight * losses["ssim"] + cfg.edge_weight * losses["edge"]
-              + cfg.kl_weight * losses["kl"]
-              + cfg.adv_weight * losses["adv"] + cfg.diversity_weight * losses["div"]
-              + cfg.unpaired_weight * losses.get("contour", 0.0))
-    check_finite(loss_g, epoch, ckpt_path)
-    opt_g.zero_grad(set_to_none=True)
-    loss_g.backward()
-    opt_g.step()
-
-    # discriminator: real pairs against both generated sketches, in one forward pass
-    disc.requires_grad_(True)
-    judged = d_step(photo.repeat(3, 1, 1, 1), torch.cat([sketch, fakes.detach()]))
-    loss_d = 0.5 * (gan(judged[:n], True) + gan(judged[n:], False))
-    check_finite(loss_d, epoch, ckpt_path)
-    opt_d.zero_grad(set_to_none=True)
-    loss_d.backward()
-    opt_d.step()
-
-    losses["d"] = loss_d
-    return {k: float(v.detach()) for k, v in losses.items()}
-
-
 # helpers
 
 
@@ -233,26 +182,21 @@ def init_distributed() -> tuple[bool, int, int]:
     return True, dist.get_rank(), dist.get_world_size()
 
 
-def load_data(opts: TrainOptions, cfg: SketchConfig, log) -> tuple[SketchDataset, SketchDataset, SketchDataset | None]:
+def load_data(opts: TrainOptions, model_cfg: ModelConfig, cfg: TrainConfig, log) -> tuple[SketchDataset, SketchDataset, SketchDataset | None]:
     """Training pairs, a few fixed validation pairs for the sample grid, and the unpaired photos if any."""
-    pairs = [p for d in opts.data for p in find_pairs(d, cfg, opts.default_style)]
+    pairs = [p for d in opts.data for p in find_pairs(d, model_cfg, opts.default_style)]
     train_pairs, val_pairs = split(pairs, cfg.val_fraction)
     if not train_pairs:
         raise SketchifyError("no training pairs left after the validation split; add more pairs")
     log(f"{len(train_pairs)} training pairs, {len(val_pairs)} held out for validation")
-    train_set = SketchDataset(train_pairs, cfg, augment=True)
-    val_set = SketchDataset(val_pairs[:8] or train_pairs[:8], cfg, augment=False)
+    sizes = dict(n_styles=len(model_cfg.styles), load_size=cfg.load_size, image_size=cfg.image_size)
+    train_set = SketchDataset(train_pairs, **sizes, augment=True)
+    val_set = SketchDataset(val_pairs[:8] or train_pairs[:8], **sizes, augment=False)
     unpaired_set = None
-    if opts.unpaired is not None and cfg.unpaired_weight > 0:
-        unpaired_set = SketchDataset(find_photos(opts.unpaired, cfg), cfg, augment=True)
+    if opts.unpaired is not None and cfg.loss_weights["contour"] > 0:
+        unpaired_set = SketchDataset(find_photos(opts.unpaired), **sizes, augment=True)
         log(f"{len(unpaired_set)} unpaired photos for the contour loss")
     return train_set, val_set, unpaired_set
-
-
-def make_optimizers(model: nn.Module, disc: nn.Module, cfg: SketchConfig) -> tuple[torch.optim.Adam, torch.optim.Adam]:
-    """Adam for each side, beta1 0.5 as in pix2pix: a GAN's target moves, so long momentum overshoots."""
-    return (torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=(0.5, 0.999)),
-            torch.optim.Adam(disc.parameters(), lr=cfg.lr, betas=(0.5, 0.999)))
 
 
 def lr_factor(epoch: int, epochs: int) -> float:
@@ -286,38 +230,32 @@ def fit_epochs(planned: int, epoch: int, first: int, started: float, limit_min: 
     return max(epoch, min(planned, int(fits.item())))
 
 
-def check_finite(loss: torch.Tensor, epoch: int, ckpt: Path) -> None:
-    if not torch.isfinite(loss):
-        kept = f"the last good checkpoint {ckpt} is intact" if ckpt.exists() else "no checkpoint was written yet"
-        raise SketchifyError(f"loss became {loss.item()} in epoch {epoch}; training stopped, {kept}")
-
-
 def cycle(loader):
     while True:
         yield from loader
 
 
-def val_batch(val_set: SketchDataset) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """The fixed validation crops as one batch: photos, sketches, styles."""
-    return tuple(torch.stack([torch.as_tensor(x) for x in col]) for col in zip(*(val_set[i] for i in range(len(val_set)))))
+def val_batch(val_set: SketchDataset) -> Batch:
+    """The fixed validation crops as one batch."""
+    return collate([val_set[i] for i in range(len(val_set))])
 
 
 @torch.no_grad()
 def validate(model: SketchModel, val_set: SketchDataset, device: torch.device) -> float:
     model.eval()
-    photo, sketch, style = val_batch(val_set)
-    fake = model(photo.to(device), style.to(device), temperature=0.0)
+    batch = val_batch(val_set)
+    fake = model(batch.photo.to(device), batch.style.to(device), temperature=0.0)
     model.train()
-    return float(F.l1_loss(fake.cpu(), sketch))
+    return float(F.l1_loss(fake.cpu(), batch.sketch))
 
 
 @torch.no_grad()
 def save_grid(model: SketchModel, val_set: SketchDataset, device: torch.device, path: Path) -> None:
     """One column per validation photo: photo, reference sketch, t = 0 sketch, two samples."""
     model.eval()
-    photo, sketch, style = val_batch(val_set)
-    photo, style = photo.to(device), style.to(device)
-    rows = [photo.cpu(), sketch.expand(-1, 3, -1, -1)]
+    batch = val_batch(val_set)
+    photo, style = batch.photo.to(device), batch.style.to(device)
+    rows = [batch.photo, batch.sketch.expand(-1, 3, -1, -1)]
     for t in (0.0, 1.0, 1.0):
         rows.append(model(photo, style, temperature=t).cpu().expand(-1, 3, -1, -1))
     model.train()

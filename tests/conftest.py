@@ -21,7 +21,7 @@ from PIL import Image, ImageDraw
 from typer.testing import CliRunner
 
 from sketchify.cli import app
-from sketchify.config import SketchConfig
+from sketchify.config import ModelConfig, TrainConfig
 from sketchify.model import SketchModel
 
 torch.set_num_threads(1)
@@ -111,12 +111,23 @@ def size_of(path: Path) -> tuple[int, int]:
 # models and data
 
 
-def tiny_config(**overrides) -> SketchConfig:
-    base = dict(channels=8, latent_channels=2, style_dim=4, encoder_blocks=1, generator_blocks=1,
-                disc_channels=4, disc_layers=2, image_size=32, load_size=40, batch_size=4,
-                unpaired_batch_size=2, epochs=2, val_fraction=0.2)
-    base.update(overrides)
-    return SketchConfig(**base)
+TINY_MODEL = dict(channels=8, latent_channels=2, style_dim=4, encoder_blocks=1, generator_blocks=1, disc_channels=4,
+                  disc_layers=2)
+TINY_TRAIN = dict(image_size=32, load_size=40, batch_size=4, unpaired_batch_size=2, epochs=2, val_fraction=0.2)
+
+
+def tiny_config(**overrides) -> ModelConfig:
+    return ModelConfig(**{**TINY_MODEL, **overrides})
+
+
+def tiny_training(**overrides) -> TrainConfig:
+    return TrainConfig(**{**TINY_TRAIN, **overrides})
+
+
+def tiny_settings(**overrides) -> list[str]:
+    """`train` arguments for a tiny model trained briefly: --set KEY=VALUE for each setting."""
+    items = {**TINY_MODEL, **TINY_TRAIN, **overrides}
+    return [arg for k, v in items.items() for arg in ("--set", f"{k}={v}")]
 
 
 def lively(model: SketchModel) -> SketchModel:

@@ -7,9 +7,9 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import lively, photo, tiny_config
+from conftest import lively, photo, tiny_config, tiny_training
 from sketchify import SketchifyError
-from sketchify.config import SketchConfig
+from sketchify.config import ModelConfig, TrainConfig
 from sketchify.inference import Sketcher
 from sketchify.losses import contour_target, diversity_hinge, ink_weight, kl_divergence
 from sketchify.model import SketchModel, reparameterize
@@ -151,23 +151,26 @@ def test_save_and_load_round_trip(tmp_path):
 def test_config_round_trip_and_validation(tmp_path):
     cfg = tiny_config(styles=("a", "b"), default_style="b")
     cfg.save(tmp_path / "c.json")
-    assert SketchConfig.load(tmp_path / "c.json") == cfg
+    assert ModelConfig.load(tmp_path / "c.json") == cfg
     (tmp_path / "bad.json").write_text(json.dumps({"channels": "wide"}))
     with pytest.raises(SketchifyError, match="channels"):
-        SketchConfig.load(tmp_path / "bad.json")
+        ModelConfig.load(tmp_path / "bad.json")
     (tmp_path / "unknown.json").write_text(json.dumps({"depth": 3}))
     with pytest.raises(SketchifyError, match="unknown keys: depth"):
-        SketchConfig.load(tmp_path / "unknown.json")
+        ModelConfig.load(tmp_path / "unknown.json")
+    (tmp_path / "training.json").write_text(json.dumps({"lr": 3e-4, "loss_weights": {"adv": 0.2}}))
+    train = TrainConfig.load(tmp_path / "training.json")
+    assert train.lr == 3e-4 and train.loss_weights["adv"] == 0.2
+    assert train.loss_weights["l1"] == TrainConfig().loss_weights["l1"]  # the other weights keep their defaults
 
 
 def test_per_style_diversity_margins_survive_a_round_trip_and_name_real_styles(tmp_path):
-    cfg = tiny_config(styles=("a", "b"), default_style="b", diversity_margin=0.3, style_diversity_margin={"a": 0.1})
-    assert cfg.diversity_margins() == [0.1, 0.3]
+    cfg = tiny_training(diversity_margin=0.3, style_diversity_margin={"a": 0.1})
+    assert cfg.diversity_margins(("a", "b")) == [0.1, 0.3]
     cfg.save(tmp_path / "c.json")
-    assert SketchConfig.load(tmp_path / "c.json").diversity_margins() == [0.1, 0.3]
-    (tmp_path / "bad.json").write_text(json.dumps({**cfg.to_dict(), "style_diversity_margin": {"c": 0.1}}))
+    assert TrainConfig.load(tmp_path / "c.json").diversity_margins(("a", "b")) == [0.1, 0.3]
     with pytest.raises(SketchifyError, match="style_diversity_margin"):
-        SketchConfig.load(tmp_path / "bad.json")
+        cfg.diversity_margins(("b", "c"))
 
 
 def test_diversity_hinge_takes_one_margin_per_sketch():
@@ -280,4 +283,4 @@ def test_upsampling_path_takes_its_width_and_style_from_the_config(modulated):
 def test_up_width_must_be_positive(tmp_path):
     (tmp_path / "c.json").write_text(json.dumps({**tiny_config().to_dict(), "up_width": 0}))
     with pytest.raises(SketchifyError, match="up_width"):
-        SketchConfig.load(tmp_path / "c.json")
+        ModelConfig.load(tmp_path / "c.json")

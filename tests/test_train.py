@@ -1,41 +1,48 @@
-"""Training: steps that lower the loss, the run folder, checkpoints, resume, NaN, and torchrun."""
+"""Training: steps that lower the loss, the run folder, --set, checkpoints, resume, --init-from, NaN, and torchrun."""
 
 import json
 import os
+import socket
 import subprocess
 import sys
 
 import torch
 from typer.testing import CliRunner
 
-from conftest import tiny_config
+from conftest import tiny_config, tiny_settings, tiny_training
 from sketchify.cli import app
 from sketchify.data import Pair, SketchDataset, find_pairs
 from sketchify.model import PatchDiscriminator, SketchModel
-from sketchify.train import GeneratorForward, train_step
+from sketchify.serialization import read_checkpoint, restore
+from sketchify.step import GeneratorForward, collate, train_step
 
 runner = CliRunner()
 
 
+def dataset(pairs, cfg, augment):
+    return SketchDataset(pairs, n_styles=4, load_size=cfg.load_size, image_size=cfg.image_size, augment=augment)
+
+
 def test_training_steps_lower_the_loss(pair_dir):
     torch.manual_seed(0)
-    cfg = tiny_config(channels=16, adv_weight=0.0)
-    data = SketchDataset(find_pairs(pair_dir, cfg), cfg, augment=False)
-    batch = [torch.stack([torch.as_tensor(data[i][k]) for i in range(8)]) for k in range(3)]
-    model, disc = SketchModel(cfg), PatchDiscriminator(channels=4, layers=2)
+    shape, cfg = tiny_config(channels=16), tiny_training(loss_weights={**tiny_training().loss_weights, "adv": 0.0})
+    data = dataset(find_pairs(pair_dir, shape), cfg, augment=False)
+    batch = collate([data[i] for i in range(8)])
+    model, disc = SketchModel(shape), PatchDiscriminator(channels=4, layers=2)
     opt_g = torch.optim.Adam(model.parameters(), lr=2e-3)
     opt_d = torch.optim.Adam(disc.parameters(), lr=2e-3)
-    steps = [train_step(GeneratorForward(model), disc, opt_g, opt_d, batch, None, cfg, device=torch.device("cpu"))
+    steps = [train_step(GeneratorForward(model), disc, opt_g, opt_d, batch, None, cfg, styles=shape.styles)
              for _ in range(60)]
     first, last = steps[0]["l1"], sum(s["l1"] for s in steps[-5:]) / 5
     assert last < 0.7 * first, (first, last)
-    assert set(steps[0]) == {"l1", "ssim", "edge", "kl", "adv", "div", "d"}
 
 
 def train_cli(pair_dir, run, *extra, epochs=2):
-    cfg = run.parent / "tiny.json"
-    tiny_config(epochs=epochs).save(cfg)
-    return runner.invoke(app, ["train", str(pair_dir), "-o", str(run), "--config", str(cfg), *extra])
+    return runner.invoke(app, ["train", str(pair_dir), "-o", str(run), *tiny_settings(epochs=epochs), *extra])
+
+
+def log_epochs(run):
+    return [json.loads(line)["epoch"] for line in (run / "log.jsonl").read_text().splitlines()]
 
 
 def test_augmentation_never_mirrors_a_pair_but_mirrors_unpaired_photos(tmp_path):
@@ -48,28 +55,43 @@ def test_augmentation_never_mirrors_a_pair_but_mirrors_unpaired_photos(tmp_path)
     sketch.paste(0, (0, 0, 32, 64))
     photo.save(tmp_path / "p.png")
     sketch.save(tmp_path / "s.png")
-    cfg = tiny_config(image_size=48, load_size=64)
-    pairs = SketchDataset([Pair("p", tmp_path / "p.png", tmp_path / "s.png", 0)], cfg, augment=True)
-    photos = SketchDataset([Pair("p", tmp_path / "p.png", None, 0)], cfg, augment=True)
+    cfg = tiny_training(image_size=48, load_size=64)
+    pairs = dataset([Pair("p", tmp_path / "p.png", tmp_path / "s.png", 0)], cfg, augment=True)
+    photos = dataset([Pair("p", tmp_path / "p.png", None, 0)], cfg, augment=True)
     for _ in range(20):
-        p, s, _ = pairs[0]
+        p, s = pairs[0]["photo"], pairs[0]["sketch"]
         assert p[:, :, :8].mean() > p[:, :, -8:].mean()  # still bright on the left
         assert s[:, :, :8].mean() < s[:, :, -8:].mean()  # still dark on the left
-    left_bright = [bool(p[:, :, :8].mean() > p[:, :, -8:].mean()) for p, _, _ in (photos[0] for _ in range(40))]
+    left_bright = [bool(p[:, :, :8].mean() > p[:, :, -8:].mean()) for p in (photos[0]["photo"] for _ in range(40))]
     assert any(left_bright) and not all(left_bright)
 
 
 def test_train_writes_a_run_folder_that_convert_uses(pair_dir, photo_dir, tmp_path):
     run = tmp_path / "run"
-    result = train_cli(pair_dir, run)
+    result = train_cli(pair_dir, run, "--set", "loss_weights.adv=0.2")
     assert result.exit_code == 0, result.output
     assert (run / "checkpoint.safetensors").exists()
     assert sorted(p.name for p in (run / "samples").iterdir()) == ["epoch_001.png", "epoch_002.png"]
-    log = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
-    assert [e["epoch"] for e in log] == [1, 2] and all("val_l1" in e for e in log)
+    assert log_epochs(run) == [1, 2]
+    settings = json.loads((run / "training.json").read_text())
+    assert settings["loss_weights"]["adv"] == 0.2 and settings["image_size"] == 32
+    assert set(json.loads((run / "model" / "config.json").read_text())) >= {"channels", "styles"}
+    assert "lr" not in json.loads((run / "model" / "config.json").read_text())  # the model folder holds the shape
     result = runner.invoke(app, ["convert", str(photo_dir), "-o", str(tmp_path / "out"), "--weights", str(run / "model")])
     assert result.exit_code == 0, result.output
     assert len(list((tmp_path / "out").glob("*.png"))) == 3
+
+
+def test_set_and_config_are_validated_before_any_work(pair_dir, tmp_path):
+    for bad, says in [("epochs=x", "not a valid int"), ("lr=-1", "lr should be"), ("depth=3", "KEY one of"),
+                      ("loss_weights.sharpness=1", "unknown loss 'sharpness'"), ("image_size=30", "multiple of 4"),
+                      ("style_diversity_margin.crayon=0.1", "crayon")]:
+        result = train_cli(pair_dir, tmp_path / "run", "--set", bad)
+        assert result.exit_code == 2 and says in result.output and "Traceback" not in result.output, (bad, result.output)
+        assert not (tmp_path / "run").exists()
+    (tmp_path / "t.json").write_text(json.dumps({"epochs": "many"}))
+    result = train_cli(pair_dir, tmp_path / "run", "--config", tmp_path / "t.json")
+    assert result.exit_code == 2 and "t.json" in result.output and "epochs" in result.output
 
 
 def test_existing_run_needs_resume_or_overwrite_and_resume_continues(pair_dir, tmp_path):
@@ -78,25 +100,49 @@ def test_existing_run_needs_resume_or_overwrite_and_resume_continues(pair_dir, t
     result = train_cli(pair_dir, run, epochs=1)
     assert result.exit_code == 2 and "--resume" in result.output and "--overwrite" in result.output
 
-    # the checkpoint holds the optimiser state, and resume reads it back
-    from safetensors import safe_open
-
-    with safe_open(str(run / "checkpoint.safetensors"), "pt") as f:
-        assert f.metadata()["epoch"] == "1"
-        assert any(k.startswith("opt_g.") for k in f.keys())
     result = runner.invoke(app, ["train", str(pair_dir), "-o", str(run), "--resume"])
     assert result.exit_code == 0, result.output
-    assert "resumed" in result.output
-    log = [json.loads(line)["epoch"] for line in (run / "log.jsonl").read_text().splitlines()]
-    assert log == [1]  # the checkpoint's config says 1 epoch: nothing more to train, the model is exported again
+    assert "resumed" in result.output and "changed" not in result.output
+    assert log_epochs(run) == [1]  # the checkpoint says 1 epoch: nothing more to train, the model is exported again
     assert (run / "model" / "model.safetensors").exists()
 
-    result = runner.invoke(app, ["train", str(pair_dir), "-o", str(run), "--resume", "--epochs", "2"])
+    result = runner.invoke(app, ["train", str(pair_dir), "-o", str(run), "--resume", "--epochs", "2",
+                                 "--set", "loss_weights.ssim=7"])
     assert result.exit_code == 0, result.output
-    log = [json.loads(line)["epoch"] for line in (run / "log.jsonl").read_text().splitlines()]
-    assert log == [1, 2]  # --epochs extends a resumed run
+    assert "epochs: 1 -> 2" in result.output and "loss_weights.ssim: 5.0 -> 7.0" in result.output
+    assert log_epochs(run) == [1, 2]  # --epochs extends a resumed run
+    assert read_checkpoint(run / "checkpoint.safetensors").train.loss_weights["ssim"] == 7.0
+
+    result = runner.invoke(app, ["train", str(pair_dir), "-o", str(run), "--resume", "--set", "channels=16"])
+    assert result.exit_code == 2 and "channels" in result.output and "--init-from" in result.output
 
     assert train_cli(pair_dir, run, "--overwrite", epochs=1).exit_code == 0
+
+
+def test_init_from_grows_a_model_that_still_draws_the_same_and_trains_on(pair_dir, tmp_path):
+    run = tmp_path / "run"
+    assert train_cli(pair_dir, run, epochs=1).exit_code == 0
+    grown_run = tmp_path / "grown"
+    result = train_cli(pair_dir, grown_run, "--init-from", run, "--set", "up_width=1", "--set", "up_modulated=true",
+                       "--set", "generator_blocks=2", "--set", "encoder_blocks=2", "--set", "lr=1e-9", epochs=1)
+    assert result.exit_code == 0, result.output
+    assert "starting from" in result.output and "grown" in result.output
+
+    ckpt = read_checkpoint(run / "checkpoint.safetensors")
+    old = SketchModel(ckpt.model)
+    restore(run / "checkpoint.safetensors", ckpt, modules={"model": old}, optimizers={})
+    grown = SketchModel.from_pretrained(grown_run / "model")
+    assert grown.config.up_modulated and len(grown.generator.blocks) == 2 and len(grown.encoder.blocks) == 2
+    assert grown.generator.up[0].conv.out_channels == 2 * old.generator.up[0].conv.out_channels
+    photo, style = torch.rand(2, 3, 32, 32), torch.tensor([0, 1])
+    eps = torch.randn(2, old.config.latent_channels, 8, 8)
+    with torch.no_grad():  # an epoch at a learning rate of 1e-9 leaves the grown model drawing what the old one drew
+        torch.testing.assert_close(grown(photo, style, eps=eps), old.eval()(photo, style, eps=eps), atol=1e-4, rtol=0)
+
+    # a model folder works too; a shape that cannot grow is a one-line error
+    assert train_cli(pair_dir, tmp_path / "again", "--init-from", run / "model", epochs=1).exit_code == 0
+    result = train_cli(pair_dir, tmp_path / "wider", "--init-from", run / "model", "--set", "channels=12", epochs=1)
+    assert result.exit_code == 2 and "cannot change channels" in result.output
 
 
 def test_resume_on_a_corrupt_checkpoint_says_so_and_keeps_it(pair_dir, tmp_path):
@@ -115,15 +161,12 @@ def test_nan_loss_stops_with_the_last_checkpoint_intact(pair_dir, tmp_path, monk
     run = tmp_path / "run"
     assert train_cli(pair_dir, run, epochs=1).exit_code == 0
     before = (run / "checkpoint.safetensors").read_bytes()
-    import sketchify.train as train_module
+    import sketchify.step
 
-    monkeypatch.setattr(train_module, "edge_l1", lambda a, b: torch.tensor(float("nan")))
-    cfg = json.loads((run / "config.json").read_text())
-    cfg["epochs"] = 3
-    (tmp_path / "longer.json").write_text(json.dumps(cfg))
-    result = runner.invoke(app, ["train", str(pair_dir), "-o", str(run), "--config", str(tmp_path / "longer.json"), "--overwrite"])
+    monkeypatch.setattr(sketchify.step, "edge_l1", lambda a, b: torch.tensor(float("nan")))
+    result = runner.invoke(app, ["train", str(pair_dir), "-o", str(run), "--resume", "--epochs", "3"])
     assert result.exit_code == 2
-    assert "nan" in result.output and "intact" in result.output
+    assert "nan" in result.output and "epoch 2" in result.output and "intact" in result.output
     assert (run / "checkpoint.safetensors").read_bytes() == before
 
 
@@ -133,12 +176,17 @@ def test_bad_training_data_is_a_clear_error(tmp_path):
     assert result.exit_code == 2 and "sketches/ is missing" in result.output
 
 
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def test_torchrun_two_cpu_processes(pair_dir, tmp_path):
-    cfg = tmp_path / "tiny.json"
-    tiny_config(epochs=1).save(cfg)
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
-           "-m", "sketchify", "train", str(pair_dir), "-o", str(tmp_path / "run"), "--config", str(cfg), "--device", "cpu"]
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(free_port()),
+           "-m", "sketchify", "train", str(pair_dir), "-o", str(tmp_path / "run"), *tiny_settings(epochs=1),
+           "--device", "cpu"]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=240, env=env)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     assert (tmp_path / "run" / "model" / "model.safetensors").exists()
