@@ -6,7 +6,7 @@ import functools
 import time
 from enum import Enum
 from pathlib import Path
-from typing import List, Optional
+from typing import List, Optional, Tuple
 
 import typer
 from rich.console import Console
@@ -42,7 +42,8 @@ WeightsOpt = typer.Option(None, "--weights", "-w", help="Model folder or Hugging
 StyleOpt = typer.Option(None, "--style", "-s", help=f"Drawing style: {', '.join(DEFAULT_STYLES)} (default: the model's, {ModelConfig.default_style}).")
 DeviceOpt = typer.Option(Device.auto, "--device", help="Where the model runs; auto picks CUDA, then MPS, then CPU.")
 SeedOpt = typer.Option(None, "--seed", help="Seed for eps: the same seed gives the same sketches.")
-MaxSideOpt = typer.Option(DEFAULT_MAX_SIDE, "--max-side", help="Photos longer than this are drawn at this size and scaled back up; 0 draws at full size (tiled).")
+MaxSideOpt = typer.Option(DEFAULT_MAX_SIDE, "--max-side", help="Never draw a photo's long side larger than this; 0: no limit (large drawings run tile by tile).")
+SizeOpt = typer.Option(None, "--size", min=0, help="Short side, in pixels, that photos are drawn at before the sketch is scaled to the photo's size. Default: the model's (240 for the shipped one), the scale its faces were learned at; larger gives finer strokes on big scenes; 0: each photo's own size.")
 MaxPixelsOpt = typer.Option(DEFAULT_MAX_PIXELS, "--max-pixels", help="Refuse images with more pixels than this (decompression-bomb guard).")
 
 
@@ -75,10 +76,10 @@ def parse_shard(text: str | None) -> tuple[int, int] | None:
     return k, n
 
 
-def load_sketcher(weights, device: Device, max_side: int = DEFAULT_MAX_SIDE):
+def load_sketcher(weights, device: Device, max_side: int = DEFAULT_MAX_SIDE, size: int | None = None):
     from .inference import Sketcher
 
-    return Sketcher.from_pretrained(weights, device=device.value, max_side=max_side)
+    return Sketcher.from_pretrained(weights, device=device.value, max_side=max_side, size=size)
 
 
 @app.command()
@@ -98,6 +99,7 @@ def convert(
     overwrite: bool = typer.Option(False, "--overwrite", help="Redo sketches that already exist (never touches inputs)."),
     shard: Optional[str] = typer.Option(None, "--shard", help="K/N: convert only the K-th (0-based) of N slices of the inputs, for N parallel jobs."),
     max_side: int = MaxSideOpt,
+    size: Optional[int] = SizeOpt,
     max_pixels: int = MaxPixelsOpt,
 ):
     """Convert photos to sketches: sketchify convert photos/ -o sketches/"""
@@ -113,7 +115,7 @@ def convert(
         err.print(f"{r.status}: {r.message}", soft_wrap=True, markup=False)
     if not jobs and not problems:
         raise SketchifyError(f"no images found in {', '.join(map(str, inputs))}" + ("" if recursive else " (use --recursive for subfolders)"))
-    sketcher = load_sketcher(weights, device, max_side) if jobs else None
+    sketcher = load_sketcher(weights, device, max_side, size) if jobs else None
     bar = Progress(TextColumn("converting"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                    console=err, disable=not err.is_terminal, transient=True)
     try:
@@ -150,6 +152,7 @@ def sample(
     weights: Optional[str] = WeightsOpt,
     device: Device = DeviceOpt,
     max_side: int = MaxSideOpt,
+    size: Optional[int] = SizeOpt,
     max_pixels: int = MaxPixelsOpt,
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing sample files."),
 ):
@@ -164,7 +167,7 @@ def sample(
     existing = [p for p in names if p.exists()]
     if existing and not overwrite:
         raise SketchifyError(f"{existing[0]} already exists; pass --overwrite or choose another --output")
-    sketcher = load_sketcher(weights, device, max_side)
+    sketcher = load_sketcher(weights, device, max_side, size)
     sketches = sketcher.samples(photo, n, style=style, seed=seed, temperature=temperature)
     try:
         output.mkdir(parents=True, exist_ok=True)
@@ -183,10 +186,10 @@ def train(
     output: Path = typer.Option(..., "--output", "-o", help="Run folder: training.json, checkpoint, log, sample grids, and the final model/."),
     config: Optional[Path] = typer.Option(None, "--config", help="A training.json to start from (e.g. weights/training.json); --set overrides it."),
     settings: List[str] = typer.Option([], "--set", metavar="KEY=VALUE", help="Override one setting of the model's shape or its training, e.g. --set lr=1e-4 --set loss_weights.adv=0.2; repeatable."),
-    epochs: Optional[int] = typer.Option(None, "--epochs", min=1, help="Same as --set epochs=N: passes over the training pairs (default 110)."),
+    epochs: Optional[int] = typer.Option(None, "--epochs", min=1, help="Same as --set epochs=N: passes over the training pairs (default 30)."),
     init_from: Optional[str] = typer.Option(None, "--init-from", help="Start from a trained model: a model folder, a run folder, a checkpoint, or a Hub repo id; --set may grow it."),
     default_style: Optional[str] = typer.Option(None, "--default-style", help="Style of pairs that styles.csv does not name (default: the model's default)."),
-    unpaired: Optional[Path] = typer.Option(None, "--unpaired", help="Folder of photos without sketches (e.g. scenes), trained with a reference-free contour loss."),
+    contours: Optional[Tuple[Path, Path]] = typer.Option(None, "--contours", metavar="PHOTOS BOUNDARIES", help="Scene photos and the boundary maps people drew on them (BSDS500 layout, NAME.png, 255 = every annotator): trains the contour style."),
     time_limit: Optional[float] = typer.Option(None, "--time-limit", help="Train for about this many minutes: the epochs are cut to what fits at the pace so far, so the learning rate still decays to the end; then export."),
     resume: bool = typer.Option(False, "--resume", help="Continue OUTPUT's run from its checkpoint; settings given with --set or --config replace the checkpoint's, and each change is printed."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Start again in an OUTPUT that holds a run."),
@@ -198,7 +201,7 @@ def train(
     from .train import train as run_training
 
     opts = TrainOptions(data=data, run=output, config=config, settings=[*settings, *([f"epochs={epochs}"] if epochs else [])],
-                        init_from=init_from, unpaired=unpaired, default_style=default_style, resume=resume,
+                        init_from=init_from, contours=contours, default_style=default_style, resume=resume,
                         overwrite=overwrite, device=device.value, time_limit_min=time_limit, workers=workers,
                         progress=err.is_terminal, log=out.print)
     model = run_training(opts)

@@ -12,18 +12,18 @@ from pathlib import Path
 
 from .errors import SketchifyError
 
-DEFAULT_STYLES = ("light-pencil", "bold-ink", "shaded-pencil", "portrait")
+DEFAULT_STYLES = ("light-pencil", "bold-ink", "shaded-pencil", "portrait", "contour")
+MAX_WIDTH = 4096  # bounds every width before anything is allocated: a hostile config.json cannot exhaust memory
 
 # The generator's loss is the weighted sum of these terms (sketchify.step computes each one, by this name).
 LOSS_WEIGHTS = {
-    "l1": 1.0,
-    "ssim": 5.0,  # 1 - SSIM: clean paper where the reference is flat, strokes where it draws
-    "edge": 1.0,  # L1 on image gradients: keeps thin strokes sharp (no pretrained net offline)
-    "kl": 0.001,  # beta, per latent element: higher keeps sigma near 1, drowning the photo in noise
-    "adv": 0.05,  # much lower and L1 draws white paper for uncertain lines; higher adds texture SSIM punishes
+    "perceptual": 1.0,  # shift-tolerant LPIPS to the artist's drawing: strokes 2-3 px off the photo cost little
+    "tone": 1.0,  # L1 between 4x4-pooled sketches: overall darkness and shading, blind to small offsets
+    "kl": 0.001,  # beta, per latent element and scale: higher keeps sigma near 1, drowning the photo in noise
+    "adv": 0.1,  # lambda: keeps the perceptual term from painting textures no artist draws (stripes, hatching)
     "div": 1.0,  # diversity hinge: two samples of one photo should differ where the reference draws
-    "contour": 0.5,  # reference-free contour loss on photos without a sketch (scenes)
 }
+PERCEPTUAL_NETS = ("alex", "vgg")
 
 
 class JsonConfig:
@@ -75,8 +75,9 @@ def typed(key: str, got, want):
             raise SketchifyError(f"{key} should be an object of numbers, got {got!r}")
         return {**want, **{k: typed(f"{key}.{k}", v, 0.0) for k, v in got.items()}}
     if isinstance(want, tuple):
-        if not isinstance(got, (list, tuple)) or not all(isinstance(v, str) for v in got):
-            raise SketchifyError(f"{key} should be a list of names, got {got!r}")
+        kind, what = (int, "whole numbers") if want and isinstance(want[0], int) else (str, "names")
+        if not isinstance(got, (list, tuple)) or not all(isinstance(v, kind) and not isinstance(v, bool) for v in got):
+            raise SketchifyError(f"{key} should be a list of {what}, got {got!r}")
         return tuple(got)
     if isinstance(want, float) and isinstance(got, int) and not isinstance(got, bool):
         return float(got)
@@ -98,36 +99,34 @@ class ModelConfig(JsonConfig):
 
     styles: tuple[str, ...] = DEFAULT_STYLES
     default_style: str = "bold-ink"
-    channels: int = 48  # width at 1/4 resolution, where the encoder and the generator's blocks work
-    up_width: float = 0.5  # the generator's width at 1/2 resolution, as a fraction of channels; full size: half that
-    up_modulated: bool = False  # the style also scales and shifts the upsampling path's features (FiLM)
-    latent_channels: int = 8  # z is a (latent_channels, H/4, W/4) map
+    latent_channels: tuple[int, ...] = (4, 8, 16, 32)  # latent maps at 1/2, 1/4, 1/8 and 1/16 of the photo's size
+    widths: tuple[int, ...] = (12, 24, 48, 96, 128)  # the generator's width at 1, 1/2, 1/4, 1/8 and 1/16 size
+    deep_blocks: int = 2  # the generator's residual blocks at 1/16 size
     style_dim: int = 16
-    encoder_blocks: int = 3
-    generator_blocks: int = 2
-    disc_channels: int = 32  # the discriminator is trained beside the model and kept in the checkpoint only
+    draw_size: int = 240  # the short side of the photos it learned from: it draws best at that scale
+    disc_channels: int = 48  # the discriminator is trained beside the model and kept in the checkpoint only
     disc_layers: int = 3
 
     def check(self) -> list[str]:
         return [msg for bad, msg in [
             (not self.styles or len(set(self.styles)) != len(self.styles), "styles should be distinct names"),
             (self.default_style not in self.styles, f"default_style {self.default_style!r} is not among its styles"),
-            (self.channels < 4 or self.channels % 4, f"channels should be a multiple of 4, got {self.channels}"),
-            (not self.up_width > 0, f"up_width should be above 0, got {self.up_width}"),
-            (min(self.latent_channels, self.style_dim, self.disc_channels, self.disc_layers) < 1,
-             "latent_channels, style_dim, disc_channels and disc_layers should be at least 1"),
-            (min(self.encoder_blocks, self.generator_blocks) < 0, "encoder_blocks and generator_blocks should be >= 0"),
+            (len(self.latent_channels) != 4 or not all(1 <= k <= MAX_WIDTH for k in self.latent_channels),
+             f"latent_channels should be 4 numbers from 1 to {MAX_WIDTH}, got {list(self.latent_channels)}"),
+            (len(self.widths) != 5 or not all(1 <= w <= MAX_WIDTH for w in self.widths),
+             f"widths should be 5 numbers from 1 to {MAX_WIDTH}, got {list(self.widths)}"),
+            (not 0 <= self.deep_blocks <= 64, f"deep_blocks should be from 0 to 64, got {self.deep_blocks}"),
+            (not (1 <= self.style_dim <= MAX_WIDTH and 1 <= self.disc_channels <= MAX_WIDTH
+                  and 1 <= self.disc_layers <= 8),
+             f"style_dim and disc_channels should be from 1 to {MAX_WIDTH}, disc_layers from 1 to 8"),
+            (self.draw_size < self.stride or self.draw_size > 16384,
+             f"draw_size should be from {self.stride} to 16384, got {self.draw_size}"),
         ] if bad]
 
     @property
-    def up_channels(self) -> int:
-        """The generator's width at 1/2 resolution (an even number, so that full resolution gets half)."""
-        return max(2, 2 * round(self.channels * self.up_width / 2))
-
-    @property
     def stride(self) -> int:
-        """Input sides must be a multiple of this (two stride-2 downsamplings)."""
-        return 4
+        """Input sides must be a multiple of this (the coarsest latent is at 1/16 size)."""
+        return 16
 
     def style_index(self, style: str | int | None) -> int:
         if style is None:
@@ -146,17 +145,21 @@ class TrainConfig(JsonConfig):
     """How a model is trained: loss weights, schedule, batches, data; saved in the run folder and checkpoint."""
 
     loss_weights: dict[str, float] = field(default_factory=lambda: dict(LOSS_WEIGHTS))
-    diversity_margin: float = 0.06  # wanted mean |G(z1) - G(z2)| where the reference draws (losses.ink_weight)
-    diversity_knee: float = 0.0  # above 0, differences count as d^2 / (d^2 + knee^2): visible ones, not faint ones
+    # the ST-LPIPS network of the perceptual term; vgg is what the LPIPS authors advise training with (alex then
+    # judges), alex costs a quarter as much, which decides it on a CPU
+    perceptual_net: str = "alex"
+    diversity_margin: float = 0.15  # wanted mean difference of two samples where the reference draws (ink_weight)
+    diversity_knee: float = 0.15  # above 0, differences count as d^2 / (d^2 + knee^2): visible ones, not faint ones
     # per-style margins that override diversity_margin: sparse faint lines have less room for variety before a
     # sample loses to a blank page
     style_diversity_margin: dict[str, float] = field(default_factory=dict)
     image_size: int = 128  # training crop
     load_size: int = 240  # short side before the random crop: about the native size of the face photos
     batch_size: int = 8
-    unpaired_batch_size: int = 2
     lr: float = 2e-4
-    epochs: int = 110
+    backbone_lr: float = 0.25  # the pretrained front end learns at this fraction of lr: it starts out useful
+    pretrained: bool = True  # start the encoder from ImageNet EfficientNet-Lite0 weights (a new run only)
+    epochs: int = 30
     val_fraction: float = 0.1
     seed: int = 0
 
@@ -169,10 +172,15 @@ class TrainConfig(JsonConfig):
                             f"the losses are {', '.join(LOSS_WEIGHTS)}"),
             (not all(math.isfinite(v) and v >= 0 for v in numbers),
              "loss weights, diversity margins and the knee should be finite numbers >= 0"),
-            (self.image_size < 16 or self.image_size % 4, f"image_size should be a multiple of 4, at least 16, got {self.image_size}"),
+            (self.perceptual_net not in PERCEPTUAL_NETS,
+             f"perceptual_net should be one of {', '.join(PERCEPTUAL_NETS)}, got {self.perceptual_net!r}"),
+            (self.image_size < 16 or self.image_size % 16 or self.image_size > 4096,
+             f"image_size should be a multiple of 16 from 16 to 4096, got {self.image_size}"),
+            (self.load_size > 16384, f"load_size should be at most 16384, got {self.load_size}"),
             (self.load_size < self.image_size, f"load_size ({self.load_size}) should be at least image_size ({self.image_size})"),
-            (min(self.batch_size, self.unpaired_batch_size, self.epochs) < 1,
-             "batch_size, unpaired_batch_size and epochs should be at least 1"),
+            (min(self.batch_size, self.epochs) < 1 or self.batch_size > 4096,
+             "batch_size (up to 4096) and epochs should be at least 1"),
+            (not (0 <= self.backbone_lr <= 1), f"backbone_lr should be in [0, 1], got {self.backbone_lr}"),
             (not (0 < self.lr < 1), f"lr should be between 0 and 1, got {self.lr}"),
             (not (0 <= self.val_fraction < 1), f"val_fraction should be in [0, 1), got {self.val_fraction}"),
         ] if bad]
@@ -197,7 +205,8 @@ def parse_value(text: str, want):
             return False
         raise ValueError("expected true or false")
     if isinstance(want, tuple):
-        return tuple(v.strip() for v in text.split(",") if v.strip())
+        kind = int if want and isinstance(want[0], int) else str
+        return tuple(kind(v.strip()) for v in text.split(",") if v.strip())
     return type(want)(text)
 
 

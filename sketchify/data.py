@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from PIL import Image
+from PIL import Image, ImageOps
 
 from .config import ModelConfig
 from .errors import SketchifyError
@@ -21,8 +21,9 @@ from .tensors import luma, resize_short, to_tensor
 class Pair:
     name: str
     photo: Path
-    sketch: Path | None  # None for unpaired photos
+    sketch: Path  # the artist's drawing, or people's contours (boundary=True: 255 = all of them drew it)
     style: int
+    boundary: bool = False
 
 
 def image_files(folder: Path) -> dict[str, Path]:
@@ -45,12 +46,29 @@ def find_pairs(data: str | Path, config: ModelConfig, default_style: str | None 
     return pairs
 
 
-def find_photos(folder: str | Path) -> list[Pair]:
-    """Photos with no sketch (for the reference-free contour loss); each is drawn in a random style (-1)."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise SketchifyError(f"{folder}: no such folder")
-    return [Pair(n, p, None, -1) for n, p in image_files(folder).items()]
+def find_contours(photos: str | Path, boundaries: str | Path, config: ModelConfig) -> list[Pair]:
+    """Scene photos with the boundaries people drew on them (BSDS500's layout: a greyscale NAME.png per photo,
+    the mean over annotators, 0 = nobody, 255 = everybody), drawn in the model's "contour" style."""
+    photos, boundaries = Path(photos), Path(boundaries)
+    for d in (photos, boundaries):
+        if not d.is_dir():
+            raise SketchifyError(f"{d}: no such folder")
+    style = config.style_index("contour")
+    found, drawn = image_files(photos), image_files(boundaries)
+    pairs = [Pair(n, found[n], drawn[n], style, boundary=True) for n in sorted(found.keys() & drawn.keys())]
+    if not pairs:
+        raise SketchifyError(f"{photos}: no photo has a boundary map of the same name in {boundaries}")
+    return pairs
+
+
+def balanced_sampler(pairs: list[Pair]) -> torch.utils.data.WeightedRandomSampler:
+    """An epoch's worth of pairs drawn with weight 1/sqrt(pairs of that style): small styles are seen more often
+    than their share, without repeating their few pairs as often as the large styles' many."""
+    counts: dict[int, int] = {}
+    for p in pairs:
+        counts[p.style] = counts.get(p.style, 0) + 1
+    weights = [counts[p.style] ** -0.5 for p in pairs]
+    return torch.utils.data.WeightedRandomSampler(weights, num_samples=len(pairs), replacement=True)
 
 
 def read_styles(path: Path, config: ModelConfig) -> dict[str, int]:
@@ -80,46 +98,35 @@ def split(pairs: list[Pair], fraction: float) -> tuple[list[Pair], list[Pair]]:
 class SketchDataset(torch.utils.data.Dataset):
     """Pairs decoded once and held in memory at the load size; each item is a fresh random crop.
 
-    Items are {"photo", "style"} and, for pairs, "sketch"; sketchify.step.collate batches them.
+    Items are {"photo", "style", "sketch"}; sketchify.step.collate batches them.
     """
 
-    def __init__(self, pairs: list[Pair], *, n_styles: int, load_size: int, image_size: int, augment: bool):
-        self.pairs, self.n_styles, self.augment = pairs, n_styles, augment
+    def __init__(self, pairs: list[Pair], *, load_size: int, image_size: int, augment: bool):
+        self.pairs, self.augment = pairs, augment
         self.load_size, self.image_size = load_size, image_size
         self.images = [self._load(p) for p in pairs]
 
-    def _load(self, pair: Pair) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def _load(self, pair: Pair) -> tuple[torch.Tensor, torch.Tensor]:
         photo = load_photo(pair.photo)
-        sketch = None
-        if pair.sketch is not None:
-            sk = load_photo(pair.sketch).convert("L").resize(photo.size, Image.BICUBIC)
-            sketch = (to_tensor(resize_short(sk, self.load_size)) * 255).to(torch.uint8)
-        return (to_tensor(resize_short(photo, self.load_size)) * 255).to(torch.uint8), sketch
+        sketch = load_photo(pair.sketch).convert("L").resize(photo.size, Image.BICUBIC)
+        if pair.boundary:
+            sketch = ImageOps.invert(sketch)  # dark strokes where people drew a boundary
+        as_bytes = lambda img: (to_tensor(resize_short(img, self.load_size)) * 255).to(torch.uint8)  # noqa: E731
+        return as_bytes(photo), as_bytes(sketch)
 
     def __len__(self) -> int:
         return len(self.pairs)
 
     def __getitem__(self, i: int) -> dict:
         photo, sketch = self.images[i]
-        style = self.pairs[i].style
-        if style < 0:
-            style = random.randrange(self.n_styles)
-        both = photo if sketch is None else torch.cat([photo, sketch])
-        both = both.float() / 255
+        both = torch.cat([photo, sketch]).float() / 255
         s = self.image_size
-        if self.augment:
-            both = self._random_crop(both, s)
-            # Pairs are never mirrored. Each source's sketches sit a few pixels off their photos (FS2K photo1
-            # about 2 px left, photo2/3 about 3 px down); a mirrored pair teaches the opposite offset, and a
-            # model taught both draws their average: a blurred stroke. A photo without a sketch has no offset.
-            if sketch is None and random.random() < 0.5:
-                both = both.flip(-1)
-        else:
-            both = center_crop(both, s)
-        item = {"photo": jitter(both[:3]) if self.augment else both[:3], "style": style}
-        if sketch is not None:
-            item["sketch"] = both[3:]
-        return item
+        # Pairs are never mirrored. Each source's sketches sit a few pixels off their photos (FS2K photo1 about
+        # 2 px left, photo2/3 about 3 px down); a mirrored pair teaches the opposite offset, and a model taught
+        # both draws their average: a blurred stroke.
+        both = self._random_crop(both, s) if self.augment else center_crop(both, s)
+        return {"photo": jitter(both[:3]) if self.augment else both[:3], "style": self.pairs[i].style,
+                "sketch": both[3:]}
 
     def _random_crop(self, x: torch.Tensor, s: int) -> torch.Tensor:
         # a small random zoom, then a crop: the model sees faces at slightly different scales

@@ -9,6 +9,11 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .config import ModelConfig
+from .efficientnet import EfficientNetLite0, block_specs
+
+# the EfficientNet-Lite0 blocks whose outputs give a latent, finest first: at 1/2, 1/4, 1/8 and 1/16 size
+TAPS = (0, 2, 4, 10)
+LATENT_STRIDES = (2, 4, 8, 16)
 
 # helpers
 
@@ -52,80 +57,87 @@ class StyleResBlock(nn.Module):
 
 
 class Encoder(nn.Module):
-    """Photo (and style) -> mu, log sigma^2 of a latent map at 1/4 of the photo's size."""
+    """Photo -> (mu, log sigma^2) of a latent map at each of 1/2, 1/4, 1/8 and 1/16 of its size.
 
-    def __init__(self, *, channels: int, latent_channels: int, style_dim: int, blocks: int):
+    An ImageNet-trained EfficientNet-Lite0 reads the photo (it knows eyes, hair and edges from the start); a head
+    on each of its stages gives that scale's latent. Fine latents carry where the strokes go, coarse ones the
+    likeness and the style's freedom; every path to the generator passes through one of them.
+    """
+
+    def __init__(self, *, latent_channels: tuple[int, ...]):
         super().__init__()
-        self.stem = nn.Sequential(
-            nn.Conv2d(3, channels // 4, 3, padding=1), act(),
-            nn.Conv2d(channels // 4, channels // 2, 4, stride=2, padding=1), act(),
-            nn.Conv2d(channels // 2, channels, 4, stride=2, padding=1), act(),
-        )
-        self.blocks = nn.ModuleList(StyleResBlock(channels=channels, style_dim=style_dim) for _ in range(blocks))
-        self.to_stats = nn.Conv2d(channels, 2 * latent_channels, 3, padding=1)
-        # start with sigma ~ 0.2: at sigma = 1 the generator sees mostly noise and learns to ignore the photo
-        nn.init.constant_(self.to_stats.bias[latent_channels:], -3.0)
+        self.backbone = EfficientNetLite0(blocks=TAPS[-1] + 1, head=False, folded=True)
+        specs = block_specs()
+        self.heads = nn.ModuleList(nn.Conv2d(specs[t]["cout"], 2 * k, 3, padding=1)
+                                   for t, k in zip(TAPS, latent_channels))
+        for head, k in zip(self.heads, latent_channels):
+            # start with sigma ~ 0.2: at sigma = 1 the generator sees mostly noise and learns to ignore the photo
+            nn.init.constant_(head.bias[k:], -3.0)
 
-    def forward(self, photo: torch.Tensor, style: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        h = self.stem(photo * 2 - 1)
-        for block in self.blocks:
-            h = block(h, style)
-        mu, logvar = self.to_stats(h).chunk(2, dim=1)
-        return mu, logvar.clamp(-10, 4)  # keep sigma finite early in training
+    def forward(self, photo: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        stats = []
+        for head, h in zip(self.heads, self.backbone.features(photo, TAPS)):
+            mu, logvar = head(h).chunk(2, dim=1)
+            stats.append((mu, logvar.clamp(-10, 4)))  # keep sigma finite early in training
+        return stats
 
 
 class UpBlock(nn.Module):
-    """Double the size, convolve, and (with a style) scale and shift the features per style (FiLM)."""
+    """Double the size, join the latent of the new scale, convolve, and shape per style (FiLM)."""
 
-    def __init__(self, *, in_channels: int, out_channels: int, style_dim: int, modulated: bool):
+    def __init__(self, *, in_channels: int, latent_channels: int, out_channels: int, style_dim: int):
         super().__init__()
-        self.conv = nn.Conv2d(in_channels, out_channels, 3, padding=1)
-        self.film = nn.Linear(style_dim, 2 * out_channels) if modulated else None
+        self.conv = nn.Conv2d(in_channels + latent_channels, out_channels, 3, padding=1)
+        self.film = nn.Linear(style_dim, 2 * out_channels)
         self.act = act()
 
-    def forward(self, x: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
-        h = self.conv(F.interpolate(x, scale_factor=2, mode="nearest"))
-        if self.film is not None:
-            h = modulate(h, self.film(style))
-        return self.act(h)
+    def forward(self, h: torch.Tensor, z: torch.Tensor | None, style: torch.Tensor) -> torch.Tensor:
+        h = F.interpolate(h, scale_factor=2, mode="nearest")
+        if z is not None:
+            h = torch.cat([h, z], dim=1)
+        return self.act(modulate(self.conv(h), self.film(style)))
 
 
 class Generator(nn.Module):
-    """Latent map (and style) -> one-channel sketch in [0, 1], white paper = 1. No skip from the photo."""
+    """Latent maps (finest first) and a style -> one-channel sketch in [0, 1], white paper = 1.
 
-    def __init__(self, *, channels: int, latent_channels: int, style_dim: int, blocks: int,
-                 up_channels: int, up_modulated: bool):
+    Works coarse to fine: residual blocks at 1/16, then each doubling joins the next finer latent. The full-size
+    layer is thin, so that large photos stay fast.
+    """
+
+    def __init__(self, *, latent_channels: tuple[int, ...], widths: tuple[int, ...], deep_blocks: int,
+                 style_dim: int):
         super().__init__()
-        self.stem = nn.Sequential(nn.Conv2d(latent_channels, channels, 3, padding=1), act())
-        self.blocks = nn.ModuleList(StyleResBlock(channels=channels, style_dim=style_dim) for _ in range(blocks))
-        # 1/4 -> 1/2 -> full size; the stroke drawing happens here, so a style may shape it too
-        self.up = nn.ModuleList([
-            UpBlock(in_channels=channels, out_channels=up_channels, style_dim=style_dim, modulated=up_modulated),
-            UpBlock(in_channels=up_channels, out_channels=up_channels // 2, style_dim=style_dim,
-                    modulated=up_modulated),
-        ])
-        self.to_sketch = nn.Conv2d(up_channels // 2, 1, 3, padding=1)
+        k2, k4, k8, k16 = latent_channels
+        w1, w2, w4, w8, w16 = widths
+        self.stem = nn.Sequential(nn.Conv2d(k16, w16, 3, padding=1), act())
+        self.blocks = nn.ModuleList(StyleResBlock(channels=w16, style_dim=style_dim) for _ in range(deep_blocks))
+        self.up = nn.ModuleList(UpBlock(in_channels=a, latent_channels=k, out_channels=b, style_dim=style_dim)
+                                for a, k, b in [(w16, k8, w8), (w8, k4, w4), (w4, k2, w2), (w2, 0, w1)])
+        self.to_sketch = nn.Conv2d(w1, 1, 3, padding=1)
 
-    def forward(self, z: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
-        h = self.stem(z)
+    def forward(self, zs: list[torch.Tensor], style: torch.Tensor) -> torch.Tensor:
+        z2, z4, z8, z16 = zs
+        h = self.stem(z16)
         for block in self.blocks:
             h = block(h, style)
-        for block in self.up:
-            h = block(h, style)
+        for block, z in zip(self.up, (z8, z4, z2, None)):
+            h = block(h, z, style)
         return torch.sigmoid(self.to_sketch(h) + 2.0)  # start near white paper
 
 
 class PatchDiscriminator(nn.Module):
-    """Judges (photo, sketch) pairs patch by patch (PatchGAN)."""
+    """Judges (photo, sketch) pairs patch by patch (PatchGAN); spectral norm keeps it from overpowering G."""
 
     def __init__(self, *, channels: int, layers: int):
         super().__init__()
-        mods: list[nn.Module] = [nn.Conv2d(4, channels, 4, stride=2, padding=1), act()]
+        sn = nn.utils.parametrizations.spectral_norm
+        mods: list[nn.Module] = [sn(nn.Conv2d(4, channels, 4, stride=2, padding=1)), act()]
         c = channels
         for _ in range(layers - 1):
-            mods += [nn.Conv2d(c, 2 * c, 4, stride=2, padding=1), nn.InstanceNorm2d(2 * c), act()]
+            mods += [sn(nn.Conv2d(c, 2 * c, 4, stride=2, padding=1)), act()]
             c *= 2
-        mods += [nn.Conv2d(c, 1, 3, padding=1)]
+        mods += [sn(nn.Conv2d(c, 1, 3, padding=1))]
         self.net = nn.Sequential(*mods)
 
     def forward(self, photo: torch.Tensor, sketch: torch.Tensor) -> torch.Tensor:
@@ -140,26 +152,25 @@ class SketchModel(nn.Module):
         self.config = config
         c = config
         self.style_embedding = nn.Embedding(len(c.styles), c.style_dim)
-        self.encoder = Encoder(channels=c.channels, latent_channels=c.latent_channels,
-                               style_dim=c.style_dim, blocks=c.encoder_blocks)
-        self.generator = Generator(channels=c.channels, latent_channels=c.latent_channels,
-                                   style_dim=c.style_dim, blocks=c.generator_blocks,
-                                   up_channels=c.up_channels, up_modulated=c.up_modulated)
+        self.encoder = Encoder(latent_channels=c.latent_channels)
+        self.generator = Generator(latent_channels=c.latent_channels, widths=c.widths, deep_blocks=c.deep_blocks,
+                                   style_dim=c.style_dim)
 
-    def encode(self, photo: torch.Tensor, style: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.encoder(photo, self.style_embedding(style))
+    def encode(self, photo: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        return self.encoder(photo)
 
-    def decode(self, z: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
-        return self.generator(z, self.style_embedding(style))
+    def decode(self, zs: list[torch.Tensor], style: torch.Tensor) -> torch.Tensor:
+        return self.generator(zs, self.style_embedding(style))
 
     def forward(self, photo: torch.Tensor, style: torch.Tensor, temperature: float = 1.0,
-                eps: torch.Tensor | None = None) -> torch.Tensor:
-        """Photo batch (N, 3, H, W) in [0, 1], H and W multiples of 4 -> sketch batch (N, 1, H, W).
+                eps: list[torch.Tensor] | None = None) -> torch.Tensor:
+        """Photo batch (N, 3, H, W) in [0, 1], H and W multiples of config.stride -> sketch batch (N, 1, H, W).
 
-        eps (N, latent_channels, H/4, W/4) fixes the noise; by default it is drawn fresh.
+        eps (one (N, k, H/s, W/s) map per scale s = 2, 4, 8, 16) fixes the noise; by default it is drawn fresh.
         """
-        mu, logvar = self.encode(photo, style)
-        return self.decode(reparameterize(mu, logvar, temperature, eps), style)
+        stats = self.encode(photo)
+        eps = eps if eps is not None else [None] * len(stats)
+        return self.decode([reparameterize(mu, logvar, temperature, e) for (mu, logvar), e in zip(stats, eps)], style)
 
     # the model folder (config.json + model.safetensors): sketchify.serialization reads and writes it
 

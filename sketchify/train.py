@@ -19,13 +19,14 @@ import torch.nn.functional as F
 from PIL import Image
 
 from .config import ModelConfig, TrainConfig, apply_settings, changes
-from .data import SketchDataset, find_pairs, find_photos, split
+from .data import SketchDataset, balanced_sampler, find_contours, find_pairs, split
 from .device import pick_device
 from .errors import SketchifyError
 from .finetune import Source, load_source, start_from
 from .model import PatchDiscriminator, SketchModel
 from .serialization import CHECKPOINT_NAME, WEIGHTS_NAME, Checkpoint, read_checkpoint, restore, save_checkpoint
-from .step import Batch, GeneratorForward, NonFiniteLoss, collate, make_optimizers, train_step
+from .losses import PerceptualLoss
+from .step import Batch, GeneratorForward, NonFiniteLoss, collate, make_optimizers, set_lr, train_step
 
 TRAINING_NAME = "training.json"
 
@@ -37,7 +38,7 @@ class TrainOptions:
     config: Path | None = None  # a training.json to start from (default: TrainConfig's defaults)
     settings: list[str] = field(default_factory=list)  # "key=value" overrides of either config (--set)
     init_from: str | Path | None = None  # a model folder, run folder or checkpoint to start from (and grow)
-    unpaired: Path | None = None
+    contours: tuple[Path, Path] | None = None  # scene photos and the boundaries people drew (the contour style)
     default_style: str | None = None
     resume: bool = False
     overwrite: bool = False
@@ -87,19 +88,22 @@ def train(opts: TrainOptions) -> Path:
     torch.manual_seed(cfg.seed + rank)
     random.seed(cfg.seed + rank)
 
-    train_set, val_set, unpaired_set = load_data(opts, model_cfg, cfg, log)
-    sampler = torch.utils.data.DistributedSampler(train_set, shuffle=True, seed=cfg.seed) if distributed else None
+    train_set, val_set = load_data(opts, model_cfg, cfg, log)
+    # a few styles have far fewer pairs than others (FS2K's bold ink, CUHK's portraits): balanced by style
+    sampler = (torch.utils.data.DistributedSampler(train_set, shuffle=True, seed=cfg.seed) if distributed
+               else balanced_sampler(train_set.pairs))
     workers = dict(num_workers=opts.workers, persistent_workers=opts.workers > 0, collate_fn=collate)
-    loader = torch.utils.data.DataLoader(train_set, batch_size=cfg.batch_size, shuffle=sampler is None,
-                                         sampler=sampler, drop_last=len(train_set) >= cfg.batch_size * world, **workers)
-    unpaired_iter = cycle(torch.utils.data.DataLoader(unpaired_set, batch_size=cfg.unpaired_batch_size, shuffle=True,
-                                                      **workers)) if unpaired_set else None
+    loader = torch.utils.data.DataLoader(train_set, batch_size=cfg.batch_size, sampler=sampler,
+                                         drop_last=len(train_set) >= cfg.batch_size * world, **workers)
 
     model = SketchModel(model_cfg)
     disc = PatchDiscriminator(channels=model_cfg.disc_channels, layers=model_cfg.disc_layers)
     if source is not None:
         start_from(source, model, disc, log)
+    elif ckpt is None and cfg.pretrained:
+        model.encoder.backbone.load_state_dict(pretrained_backbone(model), strict=True)
     model, disc = model.to(device), disc.to(device)
+    perceptual = PerceptualLoss(cfg.perceptual_net).to(device) if cfg.loss_weights["perceptual"] > 0 else None
     opt_g, opt_d = make_optimizers(model, disc, cfg)
     modules, optimizers = {"model": model, "disc": disc}, {"opt_g": opt_g, "opt_d": opt_d}
     if ckpt is not None:
@@ -123,19 +127,17 @@ def train(opts: TrainOptions) -> Path:
     epoch, planned = start_epoch, cfg.epochs
     while epoch < cfg.epochs:
         epoch += 1
-        if sampler is not None:
+        if distributed:
             sampler.set_epoch(epoch)
         for opt in (opt_g, opt_d):
-            for group in opt.param_groups:
-                group["lr"] = cfg.lr * lr_factor(epoch, cfg.epochs)
+            set_lr(opt, cfg.lr * lr_factor(epoch, cfg.epochs))
         model.train()
         totals: dict[str, float] = {}
         with progress_bar(opts.progress and main, f"epoch {epoch}/{cfg.epochs}", len(loader)) as advance:
             for batch in loader:
-                unpaired = next(unpaired_iter).to(device) if unpaired_iter is not None else None
                 try:
-                    losses = train_step(g_step, d_step, opt_g, opt_d, batch.to(device), unpaired, cfg,
-                                        styles=model_cfg.styles)
+                    losses = train_step(g_step, d_step, opt_g, opt_d, batch.to(device), cfg, styles=model_cfg.styles,
+                                        perceptual=perceptual)
                 except NonFiniteLoss as e:
                     kept = f"the last good checkpoint {ckpt_path} is intact" if ckpt_path.exists() else "no checkpoint was written yet"
                     raise SketchifyError(f"{e} in epoch {epoch}; training stopped, {kept}") from None
@@ -182,21 +184,28 @@ def init_distributed() -> tuple[bool, int, int]:
     return True, dist.get_rank(), dist.get_world_size()
 
 
-def load_data(opts: TrainOptions, model_cfg: ModelConfig, cfg: TrainConfig, log) -> tuple[SketchDataset, SketchDataset, SketchDataset | None]:
-    """Training pairs, a few fixed validation pairs for the sample grid, and the unpaired photos if any."""
+def load_data(opts: TrainOptions, model_cfg: ModelConfig, cfg: TrainConfig, log) -> tuple[SketchDataset, SketchDataset]:
+    """Training pairs, and a few fixed validation pairs (some of each style) for the sample grid."""
     pairs = [p for d in opts.data for p in find_pairs(d, model_cfg, opts.default_style)]
+    if opts.contours is not None:
+        pairs += find_contours(*opts.contours, model_cfg)
     train_pairs, val_pairs = split(pairs, cfg.val_fraction)
     if not train_pairs:
         raise SketchifyError("no training pairs left after the validation split; add more pairs")
     log(f"{len(train_pairs)} training pairs, {len(val_pairs)} held out for validation")
-    sizes = dict(n_styles=len(model_cfg.styles), load_size=cfg.load_size, image_size=cfg.image_size)
+    sizes = dict(load_size=cfg.load_size, image_size=cfg.image_size)
     train_set = SketchDataset(train_pairs, **sizes, augment=True)
-    val_set = SketchDataset(val_pairs[:8] or train_pairs[:8], **sizes, augment=False)
-    unpaired_set = None
-    if opts.unpaired is not None and cfg.loss_weights["contour"] > 0:
-        unpaired_set = SketchDataset(find_photos(opts.unpaired), **sizes, augment=True)
-        log(f"{len(unpaired_set)} unpaired photos for the contour loss")
-    return train_set, val_set, unpaired_set
+    shown = [p for s in range(len(model_cfg.styles)) for p in [q for q in val_pairs if q.style == s][:2]]
+    val_set = SketchDataset(shown or train_pairs[:8], **sizes, augment=False)
+    return train_set, val_set
+
+
+def pretrained_backbone(model: SketchModel) -> dict[str, torch.Tensor]:
+    """The ImageNet EfficientNet-Lite0 weights for the encoder's front end (batch norms folded in)."""
+    from .efficientnet import pretrained_state
+
+    own = model.encoder.backbone.state_dict()
+    return {k: v for k, v in pretrained_state(folded=True).items() if k in own}
 
 
 def lr_factor(epoch: int, epochs: int) -> float:
@@ -228,11 +237,6 @@ def fit_epochs(planned: int, epoch: int, first: int, started: float, limit_min: 
     if distributed:  # every rank must agree on the schedule
         dist.all_reduce(fits, op=dist.ReduceOp.MIN)
     return max(epoch, min(planned, int(fits.item())))
-
-
-def cycle(loader):
-    while True:
-        yield from loader
 
 
 def val_batch(val_set: SketchDataset) -> Batch:

@@ -111,9 +111,11 @@ def size_of(path: Path) -> tuple[int, int]:
 # models and data
 
 
-TINY_MODEL = dict(channels=8, latent_channels=2, style_dim=4, encoder_blocks=1, generator_blocks=1, disc_channels=4,
-                  disc_layers=2)
-TINY_TRAIN = dict(image_size=32, load_size=40, batch_size=4, unpaired_batch_size=2, epochs=2, val_fraction=0.2)
+TINY_MODEL = dict(latent_channels=(1, 1, 1, 2), widths=(4, 4, 4, 4, 4), deep_blocks=1, style_dim=4, draw_size=32,
+                  disc_channels=4, disc_layers=2)
+# no ImageNet weights and no perceptual network: the tests train a few steps of tiny models, offline and fast
+TINY_TRAIN = dict(image_size=32, load_size=40, batch_size=4, epochs=2, val_fraction=0.2, pretrained=False)
+TINY_LOSSES = {"perceptual": 0.0}
 
 
 def tiny_config(**overrides) -> ModelConfig:
@@ -121,21 +123,25 @@ def tiny_config(**overrides) -> ModelConfig:
 
 
 def tiny_training(**overrides) -> TrainConfig:
-    return TrainConfig(**{**TINY_TRAIN, **overrides})
+    weights = {**TrainConfig().loss_weights, **TINY_LOSSES, **overrides.pop("loss_weights", {})}
+    return TrainConfig(**{**TINY_TRAIN, "loss_weights": weights, **overrides})
 
 
 def tiny_settings(**overrides) -> list[str]:
     """`train` arguments for a tiny model trained briefly: --set KEY=VALUE for each setting."""
-    items = {**TINY_MODEL, **TINY_TRAIN, **overrides}
-    return [arg for k, v in items.items() for arg in ("--set", f"{k}={v}")]
+    items = {**TINY_MODEL, **TINY_TRAIN, **{f"loss_weights.{k}": v for k, v in TINY_LOSSES.items()}, **overrides}
+    text = lambda v: ",".join(map(str, v)) if isinstance(v, tuple) else str(v)  # noqa: E731
+    return [arg for k, v in items.items() for arg in ("--set", f"{k}={text(v)}")]
 
 
 def lively(model: SketchModel) -> SketchModel:
-    """Untrained weights draw near-blank paper; larger random weights make outputs depend on photo, z and style."""
+    """Untrained weights draw near-blank paper; larger random weights make outputs depend on photo, z and style.
+    The encoder's EfficientNet keeps its own initialisation: larger weights would saturate its ReLU6s."""
     torch.manual_seed(0)
     with torch.no_grad():
         for name, p in model.named_parameters():
-            p.normal_(0, 0.4 if p.dim() > 1 else 0.1)
+            if not name.startswith("encoder.backbone."):
+                p.normal_(0, 0.4 if p.dim() > 1 else 0.1)
     return model
 
 

@@ -138,7 +138,7 @@ def test_library_api_without_cli(tiny_model_dir):
     img = photo(5, (33, 21))
     assert sketcher.sketch(img, style="portrait", seed=0).size == (33, 21)
     assert len(sketcher.samples(img, 4, seed=0)) == 4
-    assert sketcher.styles == ("light-pencil", "bold-ink", "shaded-pencil", "portrait")
+    assert sketcher.styles == ("light-pencil", "bold-ink", "shaded-pencil", "portrait", "contour")
 
 
 def test_shipped_weights_load():

@@ -11,7 +11,8 @@ from conftest import lively, photo, tiny_config, tiny_training
 from sketchify import SketchifyError
 from sketchify.config import ModelConfig, TrainConfig
 from sketchify.inference import Sketcher
-from sketchify.losses import contour_target, diversity_hinge, ink_weight, kl_divergence
+from sketchify.efficientnet import EfficientNetLite0, fold_batch_norm
+from sketchify.losses import diversity_hinge, ink_weight, kl_divergence
 from sketchify.model import SketchModel, reparameterize
 
 
@@ -52,15 +53,36 @@ def test_sketch_has_photo_size_for_odd_sizes(size):
     assert out.size == size and out.mode == "L"
 
 
-def test_generator_is_driven_by_the_latent():
-    torch.manual_seed(0)
-    model = SketchModel(tiny_config()).eval()
+def test_every_latent_scale_drives_the_generator_and_nothing_else_does():
+    model = lively(SketchModel(tiny_config())).eval()
     style = torch.zeros(1, dtype=torch.long)
-    z = torch.randn(1, 2, 8, 8)
-    a = model.decode(z, style)
-    b = model.decode(z + torch.randn_like(z), style)
-    assert a.shape == (1, 1, 32, 32)
-    assert (a - b).abs().mean() > 1e-4  # no path that lets G ignore z
+    with torch.no_grad():
+        stats = model.encode(torch.rand(1, 3, 32, 32))
+        assert [mu.shape[-1] for mu, _ in stats] == [16, 8, 4, 2]  # 1/2, 1/4, 1/8, 1/16 of the photo
+        zs = [torch.randn_like(mu) for mu, _ in stats]
+        base = model.decode(zs, style)
+        assert base.shape == (1, 1, 32, 32)
+        for i in range(len(zs)):  # each scale's latent changes the drawing
+            moved = [z + torch.randn_like(z) if j == i else z for j, z in enumerate(zs)]
+            assert (model.decode(moved, style) - base).abs().mean() > 1e-4
+        # the photo reaches the generator only through the latents: fixed latents, any photo, one drawing
+        assert torch.equal(model.decode(zs, style), base)
+    assert set(dict(model.generator.named_children())) == {"stem", "blocks", "up", "to_sketch"}
+
+
+def test_folding_batch_norm_keeps_the_efficientnet_function():
+    torch.manual_seed(0)
+    net = EfficientNetLite0(blocks=5, head=False)
+    for m in net.modules():  # batch norms with statistics of their own, as a trained network has
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.normal_(0, 0.5), m.running_var.uniform_(0.5, 2), m.weight.data.uniform_(0.5, 1.5)
+    folded = EfficientNetLite0(blocks=5, head=False, folded=True)
+    folded.load_state_dict(fold_batch_norm(net.state_dict()), strict=True)
+    x = torch.rand(2, 3, 48, 64)
+    with torch.no_grad():
+        a, b = net.eval().features(x, (0, 2, 4)), folded.eval().features(x, (0, 2, 4))
+    assert [t.shape[-1] for t in a] == [32, 16, 8]
+    assert all(torch.allclose(p, q, atol=1e-4) for p, q in zip(a, b))
 
 
 def test_different_eps_differ_and_zero_temperature_is_deterministic():
@@ -128,22 +150,14 @@ def test_diversity_knee_prefers_a_few_visible_differences_to_a_faint_one_everywh
     assert diversity_hinge(a, visible, margin=0.2, knee=0.15).item() < diversity_hinge(a, faint, margin=0.2, knee=0.15).item()
 
 
-def test_contour_target_is_white_on_flat_areas_and_dark_on_edges():
-    img = torch.zeros(1, 3, 16, 16)
-    img[..., :, 8:] = 1.0
-    target = contour_target(img)
-    assert target[0, 0, 8, 2].item() == pytest.approx(1.0, abs=1e-3)
-    assert target[0, 0, 8, 7:9].min().item() < 0.2
-
-
 def test_save_and_load_round_trip(tmp_path):
     torch.manual_seed(0)
-    model = SketchModel(tiny_config(channels=12))
+    model = SketchModel(tiny_config(widths=(4, 4, 8, 8, 12)))
     model.save_pretrained(tmp_path / "m")
     assert sorted(p.name for p in (tmp_path / "m").iterdir()) == ["config.json", "model.safetensors"]
     loaded = SketchModel.from_pretrained(tmp_path / "m")
     assert loaded.config == model.config
-    x, s = torch.rand(1, 3, 16, 16), torch.ones(1, dtype=torch.long)
+    x, s = torch.rand(1, 3, 32, 32), torch.ones(1, dtype=torch.long)
     with torch.no_grad():
         assert torch.equal(model.eval()(x, s, 0.0), loaded(x, s, 0.0))
 
@@ -152,8 +166,8 @@ def test_config_round_trip_and_validation(tmp_path):
     cfg = tiny_config(styles=("a", "b"), default_style="b")
     cfg.save(tmp_path / "c.json")
     assert ModelConfig.load(tmp_path / "c.json") == cfg
-    (tmp_path / "bad.json").write_text(json.dumps({"channels": "wide"}))
-    with pytest.raises(SketchifyError, match="channels"):
+    (tmp_path / "bad.json").write_text(json.dumps({"widths": "wide"}))
+    with pytest.raises(SketchifyError, match="widths"):
         ModelConfig.load(tmp_path / "bad.json")
     (tmp_path / "unknown.json").write_text(json.dumps({"depth": 3}))
     with pytest.raises(SketchifyError, match="unknown keys: depth"):
@@ -161,7 +175,7 @@ def test_config_round_trip_and_validation(tmp_path):
     (tmp_path / "training.json").write_text(json.dumps({"lr": 3e-4, "loss_weights": {"adv": 0.2}}))
     train = TrainConfig.load(tmp_path / "training.json")
     assert train.lr == 3e-4 and train.loss_weights["adv"] == 0.2
-    assert train.loss_weights["l1"] == TrainConfig().loss_weights["l1"]  # the other weights keep their defaults
+    assert train.loss_weights["tone"] == TrainConfig().loss_weights["tone"]  # the other weights keep their defaults
 
 
 def test_per_style_diversity_margins_survive_a_round_trip_and_name_real_styles(tmp_path):
@@ -192,7 +206,7 @@ class TestBadWeights:
 
     def test_wrong_shape(self, tiny_model_dir):
         cfg = json.loads((tiny_model_dir / "config.json").read_text())
-        cfg["channels"] = 16
+        cfg["widths"] = [8, 8, 8, 8, 8]
         (tiny_model_dir / "config.json").write_text(json.dumps(cfg))
         with pytest.raises(SketchifyError, match="has shape"):
             SketchModel.from_pretrained(tiny_model_dir)
@@ -255,7 +269,7 @@ def test_hub_repo_id_goes_through_huggingface_hub(tiny_model_dir, monkeypatch):
     monkeypatch.setattr(huggingface_hub, "snapshot_download", fake_download)
     model = SketchModel.from_pretrained("someone/sketch-model")
     assert calls == [("someone/sketch-model", ("config.json", "model.safetensors", "README.md"))]
-    assert model.config.channels == 8
+    assert model.config.widths == (4, 4, 4, 4, 4)
 
     def offline(repo_id, allow_patterns=None):
         raise huggingface_hub.errors.LocalEntryNotFoundError("offline")
@@ -265,22 +279,9 @@ def test_hub_repo_id_goes_through_huggingface_hub(tiny_model_dir, monkeypatch):
         SketchModel.from_pretrained("someone/other")
 
 
-@pytest.mark.parametrize("modulated", [False, True])
-def test_upsampling_path_takes_its_width_and_style_from_the_config(modulated):
-    cfg = tiny_config(channels=8, up_width=1.0, up_modulated=modulated)
-    model = lively(SketchModel(cfg)).eval()
-    assert model.generator.up[0].conv.out_channels == 8 and model.generator.up[1].conv.out_channels == 4
-    # silence the style everywhere but the upsampling path: only its modulation can tell the styles apart
-    with torch.no_grad():
-        for block in model.generator.blocks:
-            block.film.weight.zero_()
-    z = torch.randn(1, cfg.latent_channels, 8, 8)
-    with torch.no_grad():
-        a, b = model.decode(z, torch.tensor([0])), model.decode(z, torch.tensor([1]))
-    assert (a - b).abs().max() > 1e-3 if modulated else torch.equal(a, b)
-
-
-def test_up_width_must_be_positive(tmp_path):
-    (tmp_path / "c.json").write_text(json.dumps({**tiny_config().to_dict(), "up_width": 0}))
-    with pytest.raises(SketchifyError, match="up_width"):
+@pytest.mark.parametrize("bad", [{"widths": [4, 4, 4, 4, 10**9]}, {"latent_channels": [1, 1, 0, 1]},
+                                 {"deep_blocks": -1}, {"draw_size": 3}, {"widths": [4, 4]}])
+def test_config_numbers_are_bounded_before_anything_is_built(tmp_path, bad):
+    (tmp_path / "c.json").write_text(json.dumps({**tiny_config().to_dict(), **bad}))
+    with pytest.raises(SketchifyError, match=next(iter(bad))):
         ModelConfig.load(tmp_path / "c.json")
