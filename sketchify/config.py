@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 from .errors import SketchifyError
+from .files import read_regular
 
 DEFAULT_STYLES = ("light-pencil", "bold-ink", "shaded-pencil", "portrait", "contour")
 MAX_WIDTH = 4096  # bounds every width before anything is allocated: a hostile config.json cannot exhaust memory
@@ -55,9 +56,9 @@ class JsonConfig:
     def load(cls, path: str | Path):
         path = Path(path)
         try:
-            d = json.loads(path.read_text())
-        except FileNotFoundError:
-            raise SketchifyError(f"{path}: missing") from None
+            d = json.loads(read_regular(path))  # a pipe or device named config.json is refused, not waited on
+        except SketchifyError as e:
+            raise SketchifyError(f"{path}: missing" if not path.exists() else str(e)) from None
         except (json.JSONDecodeError, UnicodeDecodeError) as e:
             raise SketchifyError(f"{path}: not valid JSON ({e})") from None
         if not isinstance(d, dict):

@@ -3,16 +3,23 @@
 from __future__ import annotations
 
 import errno
+import io
+import itertools
+import json
 import os
+import zlib
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
 from .errors import SketchifyError
-from .images import DEFAULT_MAX_PIXELS, FORMATS, IMAGE_SUFFIXES, load_photo, save_atomic
+from .files import file_id, is_regular, remove_leftovers
+from .images import (DEFAULT_MAX_PIXELS, IMAGE_SUFFIXES, check_fits, encode, format_name, load_photo, pixel_count,
+                     read_description, save_atomic)
 
+PREFETCH_PIXELS = 64_000_000  # decoded photos waiting for the model: about 200 MB of RGB
 # errors that no other file will escape either: stop the batch instead of failing every file
 FATAL_ERRNOS = {errno.ENOSPC, errno.EROFS, errno.EDQUOT, errno.EACCES, errno.EPERM}
 
@@ -25,134 +32,298 @@ class OutputError(SketchifyError):
 class Job:
     src: Path
     dst: Path
+    key: str = ""  # the source's path under its input root: what --shard hashes
 
 
 @dataclass(frozen=True)
 class Result:
     job: Job
-    status: str  # "converted", "skipped" or "failed"
+    status: str  # "converted", "skipped" or "failed"; "renamed" only in a Plan's notes
     message: str = ""
 
 
+@dataclass
+class Plan:
+    jobs: list[Job]
+    problems: list[Result]  # inputs that cannot be read, and what was not read (pipes, devices)
+    renamed: list[Result] = field(default_factory=list)  # outputs that could not take their plain name
+    found: int = 0  # distinct photos, before --shard
+    unsearched: int = 0  # subfolders left out without --recursive
+
+
 def plan(inputs: list[Path], out: Path, *, recursive: bool = False, fmt: str = "png", suffix: str = "",
-         shard: tuple[int, int] | None = None) -> tuple[list[Job], list[Result]]:
-    """Map input files and folders to output paths. Returns the jobs and the inputs that cannot be read."""
-    if fmt not in FORMATS:
-        raise SketchifyError(f"unknown format {fmt!r}; choose one of: {', '.join(FORMATS)}")
-    out_real = real(out)
+         shard: tuple[int, int] | None = None) -> Plan:
+    """Every output name, decided before anything is drawn: distinct photos get distinct outputs, in a
+    deterministic order (input order, then sorted paths), and no output is written where an input lies."""
+    fmt = format_name(fmt)
+    check_suffix(suffix)
+    if out.exists() and not out.is_dir():
+        raise SketchifyError(f"-o {out}: is a file, not a folder; choose a folder for the sketches")
+    out_id = file_id(out)
     problems: list[Result] = []
-    found: list[tuple[Path, Path]] = []  # (source, output folder)
+    found: list[tuple[Path, Path, str]] = []  # (source, output folder, shard key)
+    unsearched = 0
     for item in inputs:
         if not item.exists():
             problems.append(Result(Job(item, item), "failed", f"{item}: no such file or folder"))
         elif item.is_dir():
-            if item.resolve() == out_real and not suffix:
+            if out_id is not None and file_id(item) == out_id and not suffix:
                 raise SketchifyError(f"-o {out} is the input folder {item}; pass --suffix (e.g. _sketch) "
                                      "so that sketches cannot overwrite photos, or choose another folder")
-            found += [(src, out / rel) for src, rel in scan(item, recursive, out_real, problems)]
+            walk = Walk(item, recursive, out_id, problems)
+            found += [(src, out / rel, (rel / src.name).as_posix()) for src, rel in walk]
+            unsearched += walk.unsearched
+        elif not is_regular(item):
+            problems.append(Result(Job(item, item), "skipped", f"{item}: not a regular file (a pipe, socket or "
+                                                                  "device); not read"))
         else:
-            if item.resolve().parent == out_real and not suffix:
+            if out_id is not None and file_id(item.parent) == out_id and not suffix:
                 raise SketchifyError(f"-o {out} holds the input {item}; pass --suffix (e.g. _sketch) "
                                      "or choose another folder")
-            found.append((item, out))
-    # sketches an earlier run left beside their photos (-o = the input folder, with --suffix) are not new photos
-    real_src = {src: real(src) for src, _ in found}
-    made = {real(folder / f"{src.stem}{tail}{suffix}.{fmt}"): real_src[src] for src, folder in found
-            for tail in ("", f"-{src.suffix.lstrip('.').lower()}")}
-    found = [(src, folder) for src, folder in found if made.get(real_src[src], real_src[src]) == real_src[src]]
-    inputs_real = {real_src[src] for src, _ in found}
-    jobs, seen = [], set()
-    for src, folder in sorted(set(found), key=lambda t: str(t[0])):
-        dst = folder / f"{src.stem}{suffix}.{fmt}"
-        if dst in seen:  # a.jpg and a.png in one folder: keep both, named by their extension
-            dst = folder / f"{src.stem}-{src.suffix.lstrip('.').lower()}{suffix}.{fmt}"
-        if real(dst) in inputs_real:
-            problems.append(Result(Job(src, dst), "failed", f"{src}: its sketch {dst} would overwrite an input"))
-            continue
-        seen.add(dst)
-        jobs.append(Job(src, dst))
+            found.append((item, out, item.name))
+    found = distinct(found)
+    inputs_ids = {file_id(src) for src, _, _ in found}
+    jobs, renamed = name_outputs(found, inputs_ids, fmt, suffix)
+    total = len(jobs)
     if shard is not None:
         k, n = shard
-        jobs = jobs[k::n]
-    return jobs, problems
+        jobs = [job for job in jobs if in_shard(job.key, k, n)]
+    return Plan(jobs, problems, renamed, total, unsearched)
 
 
-def real(path: Path) -> Path:
-    """path.resolve(); a symbolic link loop (RuntimeError before Python 3.13) is left for reading to report."""
+def parse_shard(text: str | None) -> tuple[int, int] | None:
+    if text is None:
+        return None
     try:
-        return path.resolve()
-    except (OSError, RuntimeError):
-        return path.absolute()
+        k, n = (int(v) for v in text.split("/"))
+    except ValueError:
+        raise SketchifyError(f"--shard {text!r}: expected K/N, e.g. 0/4") from None
+    if not (n >= 1 and 0 <= k < n):
+        raise SketchifyError(f"--shard {text!r}: need 0 <= K < N")
+    return k, n
 
 
-def scan(folder: Path, recursive: bool, skip: Path, problems: list[Result]) -> Iterator[tuple[Path, Path]]:
-    """Image files under folder with their folder relative to it; never descends into the output folder or a loop."""
-    visited = set()
-    for root, dirs, files in os.walk(folder, followlinks=True, onerror=lambda e: problems.append(
-            Result(Job(Path(e.filename), Path(e.filename)), "failed", f"{e.filename}: {e.strerror}"))):
-        root_path = Path(root)
-        st = root_path.stat()
-        if (st.st_dev, st.st_ino) in visited:
-            problems.append(Result(Job(root_path, root_path), "skipped", f"{root_path}: symbolic link loop, not followed"))
-            dirs[:] = []
+def stream(sketcher, source, *, fmt: str = "png", quality: int | None = None, max_pixels: int | None = DEFAULT_MAX_PIXELS,
+           **draw) -> bytes:
+    """One photo (a path or an open binary file, e.g. standard input) to the encoded bytes of its sketch."""
+    data = source if isinstance(source, Path) else io.BytesIO(source.read())  # Pillow needs to seek
+    sketch = sketcher.sketch(load_photo(data, max_pixels=max_pixels), **draw)
+    return encode(sketch, fmt, quality=quality, description=drawing_settings(sketcher, **draw))
+
+
+def check_suffix(suffix: str) -> None:
+    if any(sep and sep in suffix for sep in ("/", os.sep, os.altsep, "\0")):
+        raise SketchifyError(f"--suffix {suffix!r}: must not hold a path separator; sketches go into -o")
+
+
+def in_shard(key: str, k: int, n: int) -> bool:
+    """A file's shard from a stable hash of its path under its input root: files added between jobs move no one."""
+    return zlib.crc32(key.encode("utf-8", "surrogateescape")) % n == k
+
+
+def distinct(found: list[tuple[Path, Path, str]]) -> list[tuple[Path, Path, str]]:
+    """One entry per file (by device and inode): a folder given twice, or under two paths, is drawn once.
+
+    Sketches this tool drew earlier into a folder it reads (-o = the input folder, with --suffix) are not photos.
+    """
+    out_folders = {file_id(folder) for _, folder, _ in found} - {None}
+    seen, kept = set(), []
+    for src, folder, key in found:
+        fid = file_id(src)
+        if fid in seen:
             continue
-        visited.add((st.st_dev, st.st_ino))
-        rel = root_path.relative_to(folder)
-        for name in sorted(files):
-            if Path(name).suffix.lower() in IMAGE_SUFFIXES:
-                yield root_path / name, rel
-        dirs[:] = sorted(d for d in dirs if recursive and (root_path / d).resolve() != skip)
+        seen.add(fid)
+        if file_id(src.parent) in out_folders and read_description(src) is not None:
+            continue
+        kept.append((src, folder, key))
+    return kept
+
+
+def name_outputs(found, inputs_ids: set, fmt: str, suffix: str) -> tuple[list[Job], list[Result]]:
+    """photo.jpg -> photo{suffix}.png; if taken (another photo's sketch, or an input), photo-jpg{suffix}.png,
+    then photo-jpg-2{suffix}.png ... Names compare case-insensitively, as some disks do."""
+    taken: dict[str, set[str]] = {}
+    jobs, renamed = [], []
+    for src, folder, key in found:
+        names = taken.setdefault(os.path.normcase(os.path.abspath(folder)), set())
+        ext = src.suffix.lstrip(".").lower()
+        for i in itertools.count():
+            tail = "" if i == 0 else f"-{ext}" if i == 1 else f"-{ext}-{i}"
+            dst = folder / f"{src.stem}{tail}{suffix}.{fmt}"
+            if dst.name.casefold() not in names and file_id(dst) not in inputs_ids:
+                break
+        names.add(dst.name.casefold())
+        job = Job(src, dst, key)
+        jobs.append(job)
+        if i:
+            renamed.append(Result(job, "renamed", f"{src}: sketch saved as {dst.name} "
+                                                  f"({src.stem}{suffix}.{fmt} is another photo's or an input)"))
+    return jobs, renamed
+
+
+class Walk:
+    """Regular image files under a folder, with their folder relative to it (sorted, so plans repeat).
+
+    Never descends into the output folder or round a loop; pipes and devices are reported, not read; without
+    recursive, the subfolders left out are counted.
+    """
+
+    def __init__(self, folder: Path, recursive: bool, skip, problems: list[Result]):
+        self.folder, self.recursive, self.skip, self.problems = folder, recursive, skip, problems
+        self.unsearched = 0
+
+    def __iter__(self) -> Iterator[tuple[Path, Path]]:
+        visited = set()
+        for root, dirs, names in os.walk(self.folder, followlinks=True, onerror=self.report):
+            root_path = Path(root)
+            rid = file_id(root_path)
+            if rid in visited:
+                self.problems.append(Result(Job(root_path, root_path), "skipped",
+                                            f"{root_path}: symbolic link loop, not followed"))
+                dirs[:] = []
+                continue
+            visited.add(rid)
+            rel = root_path.relative_to(self.folder)
+            for name in sorted(names):
+                path = root_path / name
+                if path.is_symlink() and not path.exists():
+                    if Path(name).suffix.lower() in IMAGE_SUFFIXES:
+                        self.problems.append(Result(Job(path, path), "failed", f"{path}: broken symbolic link"))
+                elif not is_regular(path):
+                    self.problems.append(Result(Job(path, path), "skipped", f"{path}: not a regular file "
+                                                                            "(a pipe, socket or device); not read"))
+                elif path.suffix.lower() in IMAGE_SUFFIXES:
+                    yield path, rel
+            dirs[:] = sorted(d for d in dirs if file_id(root_path / d) != self.skip)
+            if not self.recursive:
+                self.unsearched += len(dirs)
+                dirs[:] = []
+
+    def report(self, e: OSError) -> None:
+        self.problems.append(Result(Job(Path(e.filename), Path(e.filename)), "failed", f"{e.filename}: {e.strerror}"))
 
 
 def run(sketcher, jobs: list[Job], *, style: str | None = None, seed: int | None = None, temperature: float = 0.0,
-        batch_size: int = 4, fmt: str = "png", overwrite: bool = False, max_pixels: int | None = DEFAULT_MAX_PIXELS,
-        workers: int = 2) -> Iterator[Result]:
-    """Convert jobs in order, yielding one Result each. Decoding and encoding run in threads beside the model."""
+        batch_size: int = 4, fmt: str = "png", quality: int | None = None, overwrite: bool = False,
+        max_pixels: int | None = DEFAULT_MAX_PIXELS, workers: int = 2,
+        prefetch_pixels: int = PREFETCH_PIXELS) -> Iterator[Result]:
+    """Convert jobs in order, yielding one Result each. Decoding and encoding run in threads beside the model.
+
+    On KeyboardInterrupt the sketches already being written are finished and yielded before it propagates, so
+    that what is reported is what is on disk.
+    """
     style = sketcher.config.styles[sketcher.config.style_index(style)]  # an unknown style fails before any work
+    settings = drawing_settings(sketcher, style=style, seed=seed, temperature=temperature)
+    for folder in {job.dst.parent for job in jobs}:
+        remove_leftovers(folder)  # a killed run's .part files; never those of a job still running
     todo = []
     for job in jobs:
         if job.dst.exists() and not overwrite:
-            yield Result(job, "skipped", "exists")
+            yield Result(job, "skipped", differences(read_description(job.dst), settings))
         else:
             todo.append(job)
     pending = iter(todo)
+    loads: deque[tuple[Job, Future, int]] = deque()
+    saves: deque[tuple[Job, Future]] = deque()
     with ThreadPoolExecutor(workers) as pool:
-        loads: deque[tuple[Job, Future]] = deque()
-        saves: deque[tuple[Job, Future]] = deque()
 
         def prefetch():
+            # decoded photos wait here; bounded by pixels, not by count, and never below one photo
+            held = sum(px for _, _, px in loads)
             while len(loads) < 2 * batch_size and (job := next(pending, None)) is not None:
-                loads.append((job, pool.submit(load_photo, job.src, max_pixels=max_pixels)))
+                px = pixel_count(job.src)
+                loads.append((job, pool.submit(load_photo, job.src, max_pixels=max_pixels), px))
+                held += px
+                if held >= prefetch_pixels:
+                    break
 
-        prefetch()
-        while loads:
-            batch = []
-            while loads and len(batch) < batch_size:
-                job, fut = loads.popleft()
-                try:
-                    batch.append((job, fut.result()))
-                except SketchifyError as e:
-                    yield Result(job, "failed", str(e))
-            prefetch()  # the next photos decode while the model draws these
-            if batch:
-                try:
-                    sketches = sketcher.sketch_batch([p for _, p in batch], style=style, seed=seed,
-                                                     temperature=temperature)
-                except RuntimeError as e:  # e.g. out of memory on a huge photo
-                    for job, _ in batch:
-                        yield Result(job, "failed", f"{job.src}: the model failed ({str(e).splitlines()[0]})")
-                    continue
-                for (job, _), sketch in zip(batch, sketches):
-                    saves.append((job, pool.submit(write, sketch, job.dst, fmt)))
-            while saves and (saves[0][1].done() or len(saves) > 2 * batch_size):
+        try:
+            prefetch()
+            while loads:
+                batch = []
+                while loads and len(batch) < batch_size:
+                    job, fut, _ = loads.popleft()
+                    try:
+                        photo = fut.result()
+                        check_fits(photo.size, fmt, job.src)
+                        batch.append((job, photo))
+                    except SketchifyError as e:
+                        yield Result(job, "failed", str(e))
+                prefetch()  # the next photos decode while the model draws these
+                for result in draw(sketcher, batch, style, seed, temperature):
+                    if isinstance(result, Result):
+                        yield result
+                    else:
+                        job, sketch = result
+                        saves.append((job, pool.submit(write, sketch, job.dst, fmt, quality, settings)))
+                while saves and (saves[0][1].done() or len(saves) > 2 * batch_size):
+                    yield finish(*saves.popleft())
+            while saves:
                 yield finish(*saves.popleft())
-        while saves:
-            yield finish(*saves.popleft())
+        except KeyboardInterrupt:
+            for _, fut, _ in loads:
+                fut.cancel()
+            while saves:  # sketches being written are finished, and counted
+                yield finish(*saves.popleft())
+            raise
 
 
-def write(sketch, dst: Path, fmt: str) -> None:
+def drain(results: Iterator[Result]) -> Iterator[Result]:
+    """After KeyboardInterrupt in the caller's loop over run(): the results of sketches already being written."""
+    if results.gi_frame is None:  # the interrupt came inside run(), which already yielded them
+        return
+    try:
+        yield results.throw(KeyboardInterrupt)
+        yield from results
+    except KeyboardInterrupt:
+        pass
+
+
+def draw(sketcher, batch, style, seed, temperature):
+    """(job, sketch) for each photo of the batch, or a failed Result for all of them."""
+    if not batch:
+        return []
+    try:
+        sketches = sketcher.sketch_batch([p for _, p in batch], style=style, seed=seed, temperature=temperature)
+    except RuntimeError as e:  # e.g. out of memory on a huge photo
+        return [Result(job, "failed", f"{job.src}: the model failed ({str(e).splitlines()[0]})") for job, _ in batch]
+    return [(job, sketch) for (job, _), sketch in zip(batch, sketches)]
+
+
+def drawing_settings(sketcher, *, style: str | None = None, seed: int | None = None, temperature: float = 0.0) -> str:
+    """How a sketch is drawn, as the JSON each output records: a re-run can tell a sketch drawn otherwise."""
+    style = sketcher.config.styles[sketcher.config.style_index(style)]
+    return json.dumps({"style": style, "temperature": temperature, "seed": seed, "model": sketcher.model_id},
+                      sort_keys=True)
+
+
+def differences(recorded: str | None, settings: str) -> str:
+    """"exists", or what differs between the sketch on disk and this run (e.g. "style light-pencil, now bold-ink")."""
+    if recorded is None:
+        return "exists"
+    try:
+        old, new = json.loads(recorded), json.loads(settings)
+    except ValueError:
+        return "exists"
+    changed = [f"{k} {old.get(k)}, now {v}" for k, v in new.items() if old.get(k) != v]
+    return "exists, drawn with " + "; ".join(changed) if changed else "exists"
+
+
+def write(sketch, dst: Path, fmt: str, quality: int | None, settings: str) -> None:
     dst.parent.mkdir(parents=True, exist_ok=True)
-    save_atomic(sketch, dst, fmt)
+    save_atomic(sketch, dst, fmt, quality=quality, description=settings)
+
+
+def unsearched_note(plan: Plan) -> str:
+    n = plan.unsearched
+    return f"; {n} subfolder{'s' * (n > 1)} not searched (use --recursive)" if n else ""
+
+
+def redrawn_note(skipped: list[Result]) -> str:
+    """One line for the skipped sketches that were drawn with other settings than this run's."""
+    first, n = skipped[0], len(skipped)
+    return (f"note: {n} skipped sketch{'es were' if n > 1 else ' was'} drawn with other settings (e.g. "
+            f"{first.job.dst.name}: {first.message.removeprefix('exists, drawn with ')}); --overwrite redraws them")
 
 
 def finish(job: Job, fut: Future) -> Result:
@@ -162,4 +333,6 @@ def finish(job: Job, fut: Future) -> Result:
         if e.errno in FATAL_ERRNOS:
             raise OutputError(f"cannot write {job.dst}: {e.strerror}; stopped") from None
         return Result(job, "failed", f"{job.dst}: cannot write ({e.strerror or e})")
+    except Exception as e:  # noqa: BLE001 - an encoder's refusal is this file's failure, not the batch's
+        return Result(job, "failed", f"{job.dst}: cannot encode ({str(e).splitlines()[0] if str(e) else type(e).__name__})")
     return Result(job, "converted")

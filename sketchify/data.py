@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import random
 import zlib
 from dataclasses import dataclass
@@ -13,6 +14,7 @@ from PIL import Image, ImageOps
 
 from .config import ModelConfig
 from .errors import SketchifyError
+from .files import read_regular
 from .images import IMAGE_SUFFIXES, load_photo
 from .tensors import luma, resize_short, to_tensor
 
@@ -30,8 +32,12 @@ def image_files(folder: Path) -> dict[str, Path]:
     return {p.stem: p for p in sorted(folder.iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()}
 
 
-def find_pairs(data: str | Path, config: ModelConfig, default_style: str | None = None) -> list[Pair]:
-    """DATA/photos/X.* and DATA/sketches/X.* with one stem; styles from DATA/styles.csv (name,style) if present."""
+def find_pairs(data: str | Path, config: ModelConfig, default_style: str | None = None, *,
+               unmatched: list[Path] | None = None) -> list[Pair]:
+    """DATA/photos/X.* and DATA/sketches/X.* with one stem; styles from DATA/styles.csv (name,style) if present.
+
+    Photos without a sketch are added to unmatched, if given.
+    """
     data = Path(data)
     photos_dir, sketches_dir = data / "photos", data / "sketches"
     for d in (photos_dir, sketches_dir):
@@ -41,9 +47,24 @@ def find_pairs(data: str | Path, config: ModelConfig, default_style: str | None 
     styles = read_styles(data / "styles.csv", config)
     fallback = config.style_index(default_style)
     pairs = [Pair(n, photos[n], sketches[n], styles.get(n, fallback)) for n in sorted(photos.keys() & sketches.keys())]
+    if unmatched is not None:
+        unmatched += [photos[n] for n in sorted(photos.keys() - sketches.keys())]
     if not pairs:
         raise SketchifyError(f"{data}: no photo/sketch pairs with matching names in photos/ and sketches/")
     return pairs
+
+
+def readable(pairs: list[Pair]) -> tuple[list[Pair], list[str]]:
+    """The pairs whose photo and sketch both decode, and one line for each that does not."""
+    good, bad = [], []
+    for pair in pairs:
+        try:
+            for path in (pair.photo, pair.sketch):
+                load_photo(path)
+            good.append(pair)
+        except SketchifyError as e:
+            bad.append(str(e))
+    return good, bad
 
 
 def find_contours(photos: str | Path, boundaries: str | Path, config: ModelConfig) -> list[Pair]:
@@ -72,16 +93,26 @@ def balanced_sampler(pairs: list[Pair]) -> torch.utils.data.WeightedRandomSample
 
 
 def read_styles(path: Path, config: ModelConfig) -> dict[str, int]:
+    """name,style rows; UTF-8 with or without a byte-order mark (Excel writes one)."""
     if not path.exists():
         return {}
-    with path.open(newline="") as f:
-        rows = list(csv.DictReader(f))
+    try:
+        rows = list(csv.DictReader(io.StringIO(read_regular(path).decode("utf-8-sig"), newline="")))
+    except UnicodeDecodeError as e:
+        raise SketchifyError(f"{path}: not UTF-8 (byte {e.start}); save it as UTF-8 CSV") from None
+    except csv.Error as e:
+        raise SketchifyError(f"{path}: not a readable CSV ({e})") from None
     if rows and not {"name", "style"} <= set(rows[0]):
         raise SketchifyError(f"{path}: needs the columns name,style")
-    try:
-        return {r["name"]: config.style_index(r["style"].strip()) for r in rows}
-    except SketchifyError as e:
-        raise SketchifyError(f"{path}: {e}") from None
+    styles = {}
+    for line, row in enumerate(rows, start=2):
+        if row["name"] is None or row["style"] is None:
+            raise SketchifyError(f"{path}: line {line} is short; each row needs a name and a style")
+        try:
+            styles[row["name"]] = config.style_index(row["style"].strip())
+        except SketchifyError as e:
+            raise SketchifyError(f"{path}: line {line}: {e}") from None
+    return styles
 
 
 def is_validation(name: str, fraction: float) -> bool:

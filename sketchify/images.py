@@ -2,48 +2,60 @@
 
 from __future__ import annotations
 
-import warnings
+import io
+from contextlib import nullcontext
 from pathlib import Path
+from typing import BinaryIO
 
-from PIL import Image, ImageFile, ImageFilter, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageFilter, ImageOps, UnidentifiedImageError
 
 from .errors import SketchifyError
-from .files import atomic_write
+from .files import atomic_write, open_regular
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif", ".heic", ".heif", ".avif"}
 DEFAULT_MAX_PIXELS = 89_478_485  # Pillow's own decompression-bomb guard
 DEFAULT_MAX_SIDE = 1024  # larger photos are drawn at this size, then scaled up: strokes keep a pencil's width
-FORMATS = ("png", "jpg", "webp")  # what sketches can be saved as
 
 
-def load_photo(path: str | Path, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Image.Image:
-    """Open an image as upright RGB on white: EXIF orientation applied, alpha flattened, first frame only."""
-    path = Path(path)
-    Image.MAX_IMAGE_PIXELS = max_pixels
-    ImageFile.LOAD_TRUNCATED_IMAGES = False
+def load_photo(source: str | Path | BinaryIO, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Image.Image:
+    """Open an image as upright RGB on white: EXIF orientation applied, alpha flattened, first frame only.
+
+    source is a path (a regular file: a pipe or device is refused, never waited on) or an open binary file.
+    Pillow's process-wide settings are left as the host application set them; max_pixels is checked here.
+    """
+    path = Path(source) if isinstance(source, (str, Path)) else Path(getattr(source, "name", "-"))
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as im:
-                if max_pixels is not None and im.width * im.height > max_pixels:  # warnings filters are not thread-safe
+        with (open_regular(path) if isinstance(source, (str, Path)) else nullcontext(source)) as f:
+            with Image.open(f) as im:
+                if max_pixels is not None and im.width * im.height > max_pixels:
                     raise Image.DecompressionBombError(f"{im.width * im.height} pixels")
                 im.seek(0)
                 im.load()
-                img = ImageOps.exif_transpose(im)
-                return to_rgb(img)
-    except FileNotFoundError:
-        raise SketchifyError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise SketchifyError(f"{path}: is a folder, not an image") from None
-    except PermissionError:
-        raise SketchifyError(f"{path}: permission denied") from None
+                return to_rgb(ImageOps.exif_transpose(im))
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise SketchifyError(f"{path}: too many pixels (over {max_pixels:,}); raise --max-pixels if you trust it") from None
+        limit = f"over {max_pixels:,}" if max_pixels is not None else "over Pillow's limit"
+        raise SketchifyError(f"{path}: too many pixels ({limit}); raise --max-pixels if you trust it") from None
     except UnidentifiedImageError:
-        kind = "empty file" if path.stat().st_size == 0 else "not an image, or a format this Pillow cannot read"
+        kind = "empty file" if is_empty(path) else "not an image, or a format this Pillow cannot read"
         raise SketchifyError(f"{path}: {kind}") from None
     except (OSError, SyntaxError, ValueError, EOFError) as e:
         raise SketchifyError(f"{path}: cannot decode image ({str(e) or type(e).__name__})") from None
+
+
+def is_empty(path: Path) -> bool:
+    try:
+        return path.stat().st_size == 0
+    except OSError:
+        return False
+
+
+def pixel_count(path: Path) -> int:
+    """Width x height from the file's header, without decoding; 0 if it cannot be read (loading will say why)."""
+    try:
+        with open_regular(path) as f, Image.open(f) as im:
+            return im.width * im.height
+    except Exception:  # noqa: BLE001 - any unreadable file is reported when it is loaded
+        return 0
 
 
 def to_rgb(img: Image.Image) -> Image.Image:
@@ -69,9 +81,69 @@ def pencil_filter(photo: Image.Image, sigma: float = 8.0) -> Image.Image:
     return Image.fromarray(dodge.round().astype(np.uint8), "L")
 
 
-SAVE_OPTIONS = {"png": {"optimize": False}, "jpg": {"quality": 92}, "webp": {"quality": 90}}
+FORMATS = {"png": "PNG", "jpg": "JPEG", "webp": "WEBP"}  # what sketches can be saved as, and Pillow's names
+FORMAT_NAMES = {"png": "png", "jpg": "jpg", "jpeg": "jpg", "webp": "webp"}  # what -f accepts, any case
+MAX_SIDE = {"jpg": 65_535, "webp": 16_383}  # the largest side each format can hold
+DEFAULT_QUALITY = {"jpg": 92}  # webp without a quality is lossless: exact grey, as PNG (lossy webp is colour)
 
 
-def save_atomic(img: Image.Image, path: Path, fmt: str) -> None:
-    """Write an image atomically: a killed run leaves no half image."""
-    atomic_write(path, lambda tmp: img.save(tmp, format={"jpg": "JPEG"}.get(fmt, fmt.upper()), **SAVE_OPTIONS[fmt]))
+def format_name(text: str) -> str:
+    """-f png / jpg / JPG / jpeg / webp -> png, jpg or webp."""
+    fmt = FORMAT_NAMES.get(text.lower().lstrip("."))
+    if fmt is None:
+        raise SketchifyError(f"unknown format {text!r}; choose one of: png, jpg (or jpeg), webp")
+    return fmt
+
+
+def check_quality(quality: int | None, fmt: str) -> None:
+    if quality is not None and fmt == "png":
+        raise SketchifyError("--quality applies to jpg and webp; png is lossless")
+
+
+def check_fits(size: tuple[int, int], fmt: str, name: Path) -> None:
+    """Refuse before drawing a sketch the format cannot hold."""
+    limit = MAX_SIDE.get(fmt)
+    if limit and max(size) > limit:
+        raise SketchifyError(f"{name}: {size[0]}x{size[1]} is too large for {fmt} (at most {limit} px a side); "
+                             "choose -f png")
+
+
+def save_atomic(img: Image.Image, path: Path, fmt: str, *, quality: int | None = None,
+                description: str | None = None) -> None:
+    """Encode in memory (a format that cannot hold the image fails before any file), then write beside the
+    target and rename: a killed run leaves no half image."""
+    data = encode(img, fmt, quality=quality, description=description)
+    atomic_write(path, lambda tmp: tmp.write_bytes(data))
+
+
+def encode(img: Image.Image, fmt: str, *, quality: int | None = None, description: str | None = None) -> bytes:
+    """The image as a file's bytes; description (how the sketch was drawn) goes into EXIF ImageDescription,
+    the same in every format."""
+    options = {}
+    if fmt == "png":
+        options["optimize"] = False
+    elif fmt == "webp" and quality is None:
+        options["lossless"] = True
+    else:
+        options["quality"] = quality or DEFAULT_QUALITY[fmt]
+    if description is not None:
+        exif = Image.Exif()
+        exif[0x010E] = description  # ImageDescription
+        exif[0x0131] = "sketchify"  # Software
+        options["exif"] = exif.tobytes()
+    buffer = io.BytesIO()
+    img.save(buffer, format=FORMATS[fmt], **options)
+    return buffer.getvalue()
+
+
+def read_description(path: Path) -> str | None:
+    """The ImageDescription save_atomic wrote, or None (not ours, unreadable, or no such file)."""
+    try:
+        with open_regular(path) as f, Image.open(f) as im:
+            exif = im.getexif()
+            if exif.get(0x0131) != "sketchify":
+                return None
+            text = exif.get(0x010E)
+            return text if isinstance(text, str) else None
+    except Exception:  # noqa: BLE001 - anything unreadable is simply not a sketch of ours
+        return None

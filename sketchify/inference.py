@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import functools
+import hashlib
+import math
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from PIL import Image
+from PIL import Image, ImageOps
 
 from .device import pick_device
 from .errors import SketchifyError
@@ -40,6 +43,9 @@ class Sketcher:
         """size: the short side photos are drawn at (None: the model's draw_size, the scale it learned; 0: each
         photo's own size); max_side: the long side is never drawn larger (0: no limit). The sketch is scaled
         back to the photo's size."""
+        if max_side < 0 or 0 < max_side < model.config.stride:  # smaller draws a flat grey page
+            raise SketchifyError(f"max_side {max_side}: use 0 (full size) or at least {model.config.stride}, "
+                                 "the model's stride")
         self.device = torch.device(device)
         # channels_last: oneDNN's fast convolution layout on CPU, 1.6x at 256 px here, same output
         self.model = model.to(self.device, memory_format=torch.channels_last).eval()
@@ -56,6 +62,15 @@ class Sketcher:
         model = SketchModel.from_pretrained(source if source is not None else default_weights(), device=dev)
         return cls(model, device=dev, max_side=max_side, size=size)
 
+    @functools.cached_property
+    def model_id(self) -> str:
+        """A digest of the weights: names the model a sketch was drawn with, wherever it was loaded from."""
+        digest = hashlib.sha256()
+        for name, value in sorted(self.model.state_dict().items()):
+            digest.update(name.encode())
+            digest.update(value.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+        return digest.hexdigest()[:16]
+
     @property
     def styles(self) -> tuple[str, ...]:
         return self.config.styles
@@ -68,6 +83,7 @@ class Sketcher:
     def sketch_batch(self, images: list, *, style: str | None = None, seed: int | None = None,
                      temperature: float = 0.0) -> list[Image.Image]:
         """Sketches of several photos; photos of one size run as one batch."""
+        check_noise(seed, temperature)
         photos = [as_photo(im) for im in images]
         results: list[Image.Image | None] = [None] * len(photos)
         groups: dict[tuple[int, int], list[int]] = {}
@@ -84,6 +100,7 @@ class Sketcher:
     def samples(self, image: Image.Image | str | Path, n: int, *, style: str | None = None, seed: int | None = None,
                 temperature: float = 1.0) -> list[Image.Image]:
         """n different sketches of one photo: n draws of eps around the same encoded photo."""
+        check_noise(seed, temperature)
         photo = as_photo(image)
         x = to_tensor(fit(photo, self._work_size(photo)))[None]
         gen = torch.Generator().manual_seed(seed) if seed is not None else None
@@ -131,6 +148,14 @@ class Sketcher:
         return out[:, :, :h, :w]
 
 
+def check_noise(seed: int | None, temperature: float) -> None:
+    """Refuse what can only fail deep in torch, or draw garbage: a seed torch cannot hold, t = inf or NaN."""
+    if seed is not None and not 0 <= seed < 2**64:
+        raise SketchifyError(f"seed {seed}: use a whole number from 0 to {2**64 - 1}")
+    if not (math.isfinite(temperature) and temperature >= 0):
+        raise SketchifyError(f"temperature {temperature}: use a finite number of 0 or more")
+
+
 def tiles(h: int, w: int, tile: int, overlap: int = OVERLAP):
     """Yield (tile with its context) and (the part of it to keep), covering an h x w image exactly once."""
     for top in range(0, h, tile):
@@ -146,4 +171,4 @@ def as_photo(image) -> Image.Image:
         return load_photo(image)
     if not isinstance(image, Image.Image):
         raise SketchifyError(f"expected a PIL image or a path, got {type(image).__name__}")
-    return to_rgb(image)
+    return to_rgb(ImageOps.exif_transpose(image))  # upright, as load_photo makes a file

@@ -2,20 +2,60 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from PIL import Image
 
+from .errors import SketchifyError
+from .files import remove_leftovers
+from .images import save_atomic
 
-def contact_sheet(images: list[Image.Image], *, height: int = 256, columns: int | None = None, gap: int = 4) -> Image.Image:
-    """Images scaled to one height, left to right, wrapped after `columns`, on white."""
-    thumbs = [im.convert("RGB").resize((max(1, round(im.width * height / im.height)), height), Image.BICUBIC)
-              for im in images]
-    columns = columns or len(thumbs)
-    rows = [thumbs[i:i + columns] for i in range(0, len(thumbs), columns)]
-    width = max(sum(t.width for t in row) + gap * (len(row) - 1) for row in rows)
-    sheet = Image.new("RGB", (width, len(rows) * height + gap * (len(rows) - 1)), "white")
+MAX_SIDE = 8192  # a sheet never grows past this: a 50000x1 panorama would otherwise make a 23 GB one
+
+
+def contact_sheet(images: list[Image.Image], *, height: int = 256, columns: int | None = None, gap: int = 4,
+                  max_side: int | None = None) -> Image.Image:
+    """Images scaled to one height (or narrower, if very wide), left to right, wrapped after `columns` or
+    when a row would pass max_side; then scaled down as a whole if it is still taller than max_side."""
+    max_side = max_side or MAX_SIDE
+    thumbs = [thumbnail(im, height, max_side) for im in images]
+    rows, row = [], []
+    for t in thumbs:
+        width = sum(x.width + gap for x in row) + t.width
+        if row and (len(row) == (columns or len(thumbs)) or width > max_side):
+            rows.append(row)
+            row = []
+        row.append(t)
+    rows.append(row)
+    h = max(t.height for t in thumbs)
+    width = max(sum(t.width for t in r) + gap * (len(r) - 1) for r in rows)
+    sheet = Image.new("RGB", (width, len(rows) * h + gap * (len(rows) - 1)), "white")
     for r, row in enumerate(rows):
         x = 0
         for t in row:
-            sheet.paste(t, (x, r * (height + gap)))
+            sheet.paste(t, (x, r * (h + gap)))
             x += t.width + gap
+    if max(sheet.size) > max_side:
+        s = max_side / max(sheet.size)
+        sheet = sheet.resize((max(1, round(sheet.width * s)), max(1, round(sheet.height * s))), Image.BICUBIC)
     return sheet
+
+
+def thumbnail(im: Image.Image, height: int, max_side: int) -> Image.Image:
+    """im at `height`, unless that would be wider than 4 x height or max_side: then at that width."""
+    height = min(height, max_side)
+    s = min(height / im.height, min(4 * height, max_side) / im.width)
+    return im.convert("RGB").resize((max(1, round(im.width * s)), max(1, round(im.height * s))), Image.BICUBIC)
+
+
+def save_samples(photo: Image.Image, sketches: list[Image.Image], names: list[Path]) -> None:
+    """The sketches under names[:-1] and their contact sheet, beside the photo, under names[-1]."""
+    folder = names[-1].parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        remove_leftovers(folder)  # a killed run's .part files
+        for sketch, path in zip(sketches, names):
+            save_atomic(sketch, path, "png")
+        save_atomic(contact_sheet([photo, *sketches]), names[-1], "png")
+    except OSError as e:
+        raise SketchifyError(f"cannot write to {folder}: {e.strerror or e}") from None

@@ -120,11 +120,11 @@ def test_full_disk_stops_the_batch_with_one_error(photos, tmp_path, tiny_model_d
         picture(seed=i).save(photos / f"img{i}.jpg")
     real_save, written, full = conv.save_atomic, [], []
 
-    def filling_up(img, path, fmt):
+    def filling_up(img, path, fmt, **options):
         if full or path.name == "img2.png":
             full.append(path.name)
             raise OSError(errno.ENOSPC, "No space left on device")
-        real_save(img, path, fmt)
+        real_save(img, path, fmt, **options)
         written.append(path.name)
 
     monkeypatch.setattr(conv, "save_atomic", filling_up)
