@@ -112,6 +112,7 @@ class ModelConfig(JsonConfig):
         return [msg for bad, msg in [
             (not self.styles or len(set(self.styles)) != len(self.styles), "styles should be distinct names"),
             (self.default_style not in self.styles, f"default_style {self.default_style!r} is not among its styles"),
+            (len(self.styles) > 256, f"styles: {len(self.styles)} is more than 256"),
             (len(self.latent_channels) != 4 or not all(1 <= k <= MAX_WIDTH for k in self.latent_channels),
              f"latent_channels should be 4 numbers from 1 to {MAX_WIDTH}, got {list(self.latent_channels)}"),
             (len(self.widths) != 5 or not all(1 <= w <= MAX_WIDTH for w in self.widths),

@@ -39,9 +39,25 @@ def save_model(model: SketchModel, folder: str | Path) -> None:
 def load_model(source: str | Path, *, device: str | torch.device = "cpu") -> SketchModel:
     """A model folder or a Hugging Face Hub repo id -> the model in eval mode. Loading is strict."""
     folder = resolve_model_folder(source)
-    model = SketchModel(ModelConfig.load(folder / CONFIG_NAME))
+    config = ModelConfig.load(folder / CONFIG_NAME)  # every number bounded
+    with torch.device("meta"):  # shapes only: a config that disagrees with the weights allocates nothing
+        check_shapes(SketchModel(config), header_shapes(folder / WEIGHTS_NAME), "weights do not match config.json")
+    model = SketchModel(config)
     load_strict(model, load_weights(folder / WEIGHTS_NAME), "weights do not match config.json")
     return model.to(device).eval()
+
+
+def header_shapes(path: Path) -> dict[str, tuple[int, ...]]:
+    """The tensors' shapes from a safetensors file's header, without reading the tensors."""
+    from safetensors import SafetensorError, safe_open
+
+    if not path.is_file():
+        raise SketchifyError(f"{path}: missing; a model folder holds {CONFIG_NAME} and {WEIGHTS_NAME}")
+    try:
+        with safe_open(str(path), "pt") as f:
+            return {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
+    except (SafetensorError, OSError, ValueError, RuntimeError) as e:
+        raise SketchifyError(f"{path}: not a readable safetensors file ({str(e).splitlines()[0]})") from None
 
 
 def load_weights(path: Path) -> dict[str, torch.Tensor]:
@@ -52,17 +68,26 @@ def load_weights(path: Path) -> dict[str, torch.Tensor]:
     if not path.is_file():
         raise SketchifyError(f"{path}: missing; a model folder holds {CONFIG_NAME} and {WEIGHTS_NAME}")
     try:
-        return load_file(str(path))
+        tensors = load_file(str(path))
     except (SafetensorError, OSError, ValueError, RuntimeError) as e:
         raise SketchifyError(f"{path}: not a readable safetensors file ({str(e).splitlines()[0]})") from None
+    bad = next((k for k, v in tensors.items() if v.is_floating_point() and not torch.isfinite(v).all()), None)
+    if bad is not None:  # NaN or inf weights draw black or blank pages; refuse them here
+        raise SketchifyError(f"{path}: {bad} holds NaN or infinite values; the weights are broken")
+    return tensors
 
 
 def load_strict(module: nn.Module, state: dict[str, torch.Tensor], context: str) -> None:
     """load_state_dict(strict=True) with a one-line error instead of PyTorch's multi-line one."""
-    own = module.state_dict()
-    missing = sorted(set(own) - set(state))
-    unexpected = sorted(set(state) - set(own))
-    wrong = sorted(k for k in set(own) & set(state) if own[k].shape != state[k].shape)
+    check_shapes(module, {k: tuple(v.shape) for k, v in state.items()}, context)
+    module.load_state_dict(state, strict=True)
+
+
+def check_shapes(module: nn.Module, shapes: dict[str, tuple[int, ...]], context: str) -> None:
+    own = {k: tuple(v.shape) for k, v in module.state_dict().items()}
+    missing = sorted(set(own) - set(shapes))
+    unexpected = sorted(set(shapes) - set(own))
+    wrong = sorted(k for k in set(own) & set(shapes) if own[k] != shapes[k])
     parts = []
     if missing:
         parts.append(f"missing {len(missing)} tensors (e.g. {missing[0]})")
@@ -70,15 +95,16 @@ def load_strict(module: nn.Module, state: dict[str, torch.Tensor], context: str)
         parts.append(f"{len(unexpected)} unexpected tensors (e.g. {unexpected[0]})")
     if wrong:
         k = wrong[0]
-        parts.append(f"{k} has shape {tuple(state[k].shape)}, config wants {tuple(own[k].shape)}")
+        parts.append(f"{k} has shape {shapes[k]}, config wants {own[k]}")
     if parts:
         raise SketchifyError(f"{context}: " + "; ".join(parts))
-    module.load_state_dict(state, strict=True)
 
 
 def resolve_model_folder(source: str | Path) -> Path:
-    """A local folder as it is; otherwise a Hugging Face Hub repo id ("user/name"), downloaded once."""
+    """A local folder as it is (a training run folder: its model/); otherwise a Hub repo id ("user/name")."""
     path = Path(source).expanduser()
+    if path.is_dir() and not (path / CONFIG_NAME).exists() and (path / "model" / CONFIG_NAME).exists():
+        path = path / "model"  # a run folder, as train prints it
     if path.exists():
         if not path.is_dir():
             raise SketchifyError(f"{path}: not a model folder (expected a folder with {CONFIG_NAME} and {WEIGHTS_NAME})")
@@ -86,14 +112,16 @@ def resolve_model_folder(source: str | Path) -> Path:
             raise SketchifyError(f"{path}: not a model folder (no {CONFIG_NAME} or {WEIGHTS_NAME})")
         return path
     text = str(source)
-    if text.count("/") != 1 or text.startswith((".", "/", "~")):
+    if text.count("/") != 1 or text.startswith((".", "/", "~")) or Path(text.split("/")[0]).is_dir():
+        # a local path (its first folder exists here) is never sent to the Hub as a repo id
         raise SketchifyError(f"{source}: no such model folder")
     from huggingface_hub import snapshot_download
 
     try:
         return Path(snapshot_download(text, allow_patterns=[CONFIG_NAME, WEIGHTS_NAME, "README.md"]))
     except Exception as e:  # the hub raises many kinds; all mean "could not get it"
-        raise SketchifyError(f"{source}: not a local folder and could not be fetched from the Hub ({type(e).__name__})") from None
+        raise SketchifyError(f"{source}: no such local folder, so tried as a Hugging Face Hub repo id: could not fetch it "
+                             f"({type(e).__name__})") from None
 
 
 # the training checkpoint: models, discriminator, optimisers and progress in one file
