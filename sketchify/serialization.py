@@ -120,8 +120,8 @@ def resolve_model_folder(source: str | Path) -> Path:
     try:
         return Path(snapshot_download(text, allow_patterns=[CONFIG_NAME, WEIGHTS_NAME, "README.md"]))
     except Exception as e:  # the hub raises many kinds; all mean "could not get it"
-        raise SketchifyError(f"{source}: no such local folder, so tried as a Hugging Face Hub repo id: could not fetch it "
-                             f"({type(e).__name__})") from None
+        raise SketchifyError(f"{source}: no such local folder; as a Hugging Face Hub repo id it could not be fetched "
+                             f"from the Hub ({type(e).__name__})") from None
 
 
 # the training checkpoint: models, discriminator, optimisers and progress in one file
