@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import cli, convert, deadline, files, sample
+from conftest import cli, convert, deadline, files, sample, tiny_settings
 from corpus import picture
 from sketchify.config import ModelConfig
 from sketchify.data import find_pairs
@@ -87,8 +87,7 @@ def test_training_onto_a_full_or_read_only_disk(err, pair_dir, tmp_path, monkeyp
         raise OSError(err, os.strerror(err), str(path))
 
     monkeypatch.setattr(sketchify.train, "save_checkpoint", refuse)
-    run = cli("train", pair_dir, "-o", tmp_path / "run", "--device", "cpu", "--epochs", "1", "--set", "channels=8",
-              "--set", "image_size=32", "--set", "load_size=40", "--set", "batch_size=4")
+    run = cli("train", pair_dir, "-o", tmp_path / "run", "--device", "cpu", *tiny_settings(epochs=1))
     assert run.code == 2, run.text
     errors = [line for line in run.lines if line.startswith("error: ")]
     assert errors == run.lines[-1:] and "checkpoint.safetensors" in errors[0] and os.strerror(err) in errors[0]
