@@ -1,0 +1,75 @@
+"""The evaluation measures: ST-LPIPS, KID and contour F on tiny synthetic drawings."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import pytest
+import torch
+from PIL import Image, ImageDraw
+
+from sketchify.tensors import to_tensor
+
+needs_stlpips = pytest.mark.skipif(importlib.util.find_spec("stlpips_pytorch") is None,
+                                   reason="needs the metrics extra (stlpips-pytorch)")
+
+
+def drawing(size: int = 64, seed: int = 0) -> torch.Tensor:
+    """A line drawing: dark strokes on white paper, (1, 1, size, size) in [0, 1]."""
+    g = torch.Generator().manual_seed(seed)
+    img = Image.new("L", (size, size), 255)
+    draw = ImageDraw.Draw(img)
+    for _ in range(6):
+        x0, y0, x1, y1 = (torch.randint(4, size - 4, (4,), generator=g)).tolist()
+        draw.line([x0, y0, x1, y1], fill=30, width=2)
+    draw.ellipse([size // 4, size // 4, 3 * size // 4, 3 * size // 4], outline=0, width=2)
+    return to_tensor(img)[None]
+
+
+def shift_right(x: torch.Tensor, px: int) -> torch.Tensor:
+    out = torch.ones_like(x)  # the page moves, white paper comes in
+    out[..., px:] = x[..., :-px]
+    return out
+
+
+@pytest.fixture(scope="module")
+def alex():
+    from sketchify.perceptual import STLPIPS
+
+    return STLPIPS("alex")
+
+
+@needs_stlpips
+def test_stlpips_ranks_a_small_shift_far_below_a_blank_page(alex):
+    a = drawing()
+    d = alex(torch.cat([a, shift_right(a, 2), torch.ones_like(a)]), torch.cat([a, a, a]))
+    assert d[0] < 1e-6
+    assert d[1] < 0.1 < d[2]
+    assert d[1] * 5 < d[2]
+
+
+@needs_stlpips
+def test_stlpips_accepts_grey_against_colour_and_is_symmetric(alex):
+    a, b = drawing(seed=1), drawing(seed=2)
+    assert torch.allclose(alex(a, b.expand(-1, 3, -1, -1)), alex(b, a), atol=1e-5)
+
+
+@needs_stlpips
+def test_vgg_stlpips_loads_strictly_and_passes_gradients_to_the_image_only():
+    from sketchify.perceptual import STLPIPS
+
+    vgg = STLPIPS("vgg")  # strict load: a missing or unexpected key raises
+    assert not any(p.requires_grad for p in vgg.parameters())
+    target = drawing(32)
+    x = torch.full_like(target, 0.5, requires_grad=True)
+    vgg(x, target).sum().backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0
+
+
+def test_stlpips_without_the_package_says_how_to_install(monkeypatch):
+    from sketchify import perceptual
+    from sketchify.errors import SketchifyError
+
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(SketchifyError, match=r"pip install 'sketchify\[metrics\]'"):
+        perceptual.STLPIPS("alex")
