@@ -73,3 +73,49 @@ def test_stlpips_without_the_package_says_how_to_install(monkeypatch):
     monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
     with pytest.raises(SketchifyError, match=r"pip install 'sketchify\[metrics\]'"):
         perceptual.STLPIPS("alex")
+
+
+def test_kid_is_near_zero_for_one_distribution_and_large_for_another():
+    from sketchify.metrics import kid
+
+    g = torch.Generator().manual_seed(0)
+    a, b = torch.randn(200, 32, generator=g), torch.randn(200, 32, generator=g)
+    moved = torch.randn(200, 32, generator=g) + 0.5
+    assert kid(moved, a, subsets=20) > 0.05
+    assert abs(kid(a, b, subsets=20)) < 0.1 * kid(moved, a, subsets=20)
+    assert abs(kid(a, a, subsets=20)) < 0.1 * kid(moved, a, subsets=20)
+
+
+def test_realism_features_treat_grey_as_rgb_and_any_size_alike():
+    from sketchify.metrics import realism_features
+
+    conv = torch.nn.Conv2d(3, 4, 3)
+    a = drawing(40)
+    f = realism_features([a, a.expand(-1, 3, -1, -1), drawing(56, seed=3)], conv, size=32)
+    assert f.shape == (3, 4)
+    assert torch.allclose(f[0], f[1]) and not torch.allclose(f[0], f[2])
+
+
+def test_disc_max_marks_exactly_the_pixels_within_the_radius():
+    from sketchify.metrics import disc_max
+
+    mask = torch.rand(20, 24, generator=torch.Generator().manual_seed(1)) > 0.97
+    ys, xs = torch.nonzero(mask, as_tuple=True)
+    yy, xx = torch.meshgrid(torch.arange(20), torch.arange(24), indexing="ij")
+    dist = ((yy[..., None] - ys) ** 2 + (xx[..., None] - xs) ** 2).float().sqrt().min(-1).values
+    assert torch.equal(disc_max(mask.float(), 3.5) > 0, dist <= 3.5)
+
+
+def contour_score(darkness: torch.Tensor, boundary: torch.Tensor) -> float:
+    from sketchify.metrics import contour_counts, contour_f
+
+    return contour_f(contour_counts(darkness, boundary))["f"]
+
+
+def test_contour_f_forgives_a_shift_within_tolerance_but_not_beyond():
+    boundary = 1 - drawing(200)[0, 0].round()  # 1-2 px lines; tolerance is 0.0075 x 283 = 2.1 px
+    perfect = boundary * 255
+    moved = lambda px: torch.cat([torch.zeros(200, px), perfect[:, :-px]], dim=1)  # noqa: E731
+    assert contour_score(perfect, boundary) == pytest.approx(1.0)
+    assert contour_score(moved(2), boundary) > 0.97
+    assert contour_score(moved(6), boundary) < 0.5
