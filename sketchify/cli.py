@@ -279,9 +279,10 @@ def train(
 @app.command("eval")
 @cli_errors
 def evaluate(
-    data: List[Path] = typer.Argument(..., metavar="DATA", help="Folders with photos/ and sketches/ (and optional styles.csv)."),
+    data: Optional[List[Path]] = typer.Argument(None, metavar="[DATA]...", help="Folders with photos/ and sketches/ (and optional styles.csv)."),
     split: Split = typer.Option(Split.all, "--split", metavar="all|val|train", help="Score every pair (all), or, on the model's own training data, the held-out pairs (val) or the training pairs."),
     default_style: Optional[str] = typer.Option(None, "--default-style", metavar="STYLE", help="Style of pairs that styles.csv does not name."),
+    contours: Optional[Tuple[Path, Path]] = typer.Option(None, "--contours", metavar="PHOTOS BOUNDARIES", help="Also score contour F of the contour style on scene photos against the boundary maps of the same names (same --split)."),
     n: int = typer.Option(4, "--n", min=2, metavar="N", help="Samples per photo for the diversity score."),
     seed: int = typer.Option(0, "--seed", metavar="N", help="Seed for the samples' eps."),
     temperature: float = typer.Option(1.0, "--temperature", "-t", min=0.0, metavar="T", help="Noise scale of the samples."),
@@ -290,51 +291,80 @@ def evaluate(
     device: Device = DeviceOpt,
     json_out: Optional[Path] = typer.Option(None, "--json", metavar="FILE.json", help="Also write the scores to this JSON file."),
 ):
-    """Score a model against reference sketches (MAE, SSIM, diversity) beside a blank page and the pencil filter."""
+    """Score a model against reference sketches (ST-LPIPS, KID, MAE, SSIM, diversity) beside a blank page and the
+    pencil filter, and optionally scenes against human contours (contour F). Needs pip install 'sketchify[train]'."""
     import json
 
-    from rich.table import Table
-
     from .config import TrainConfig
-    from .data import find_pairs, readable, split as split_pairs
-    from .evaluate import evaluate as score
+    from .data import find_contours, find_pairs, readable, split as split_pairs
 
     positive("--temperature", temperature, zero=True)
     if json_out and (json_out.is_dir() or not json_out.absolute().parent.is_dir()):
         raise SketchifyError(f"--json {json_out}: {'is a folder' if json_out.is_dir() else 'its folder does not exist'}")
+    if not data and not contours:
+        raise SketchifyError("nothing to score: give folders of photo/sketch pairs, --contours PHOTOS BOUNDARIES, or both")
     sketcher = load_sketcher(weights, device)
     cfg = sketcher.config
-    pairs, unmatched = [], []
-    for d in data:
-        found = find_pairs(d, cfg, default_style, unmatched=unmatched)
+
+    def pick(found: list) -> list:
         train_pairs, val_pairs = split_pairs(found, TrainConfig.val_fraction)  # the split training used
-        pairs += {Split.val: val_pairs, Split.train: train_pairs, Split.all: found}[split][:limit]
+        return {Split.val: val_pairs, Split.train: train_pairs, Split.all: found}[split][:limit]
+
+    pairs, unmatched = [], []
+    for d in data or []:
+        pairs += pick(find_pairs(d, cfg, default_style, unmatched=unmatched))
     if unmatched:
         say(f"skipped: {len(unmatched)} photos without a reference sketch: {', '.join(map(str, unmatched[:5]))}"
             + (", ..." if len(unmatched) > 5 else ""))
+    scenes = pick(find_contours(*contours, cfg)) if contours else []
     pairs, unreadable = readable(pairs)
-    for line in unreadable:
+    scenes, unreadable_scenes = readable(scenes)
+    for line in unreadable + unreadable_scenes:
         say(f"skipped: {line}")
-    if not pairs:
+    if data and not pairs:
         raise SketchifyError(f"no {split.value} pairs in {', '.join(map(str, data))}")
+    if contours and not scenes:
+        raise SketchifyError(f"no {split.value} photos with a boundary map in {contours[0]} and {contours[1]}")
     from rich.progress import Progress
 
+    from .evaluate import Judges, evaluate as score, evaluate_contours
+
+    results = {}
     with Progress(console=err, disable=not err.is_terminal, transient=True) as bar:
-        task = bar.add_task("scoring", total=len(pairs))
-        results = score(sketcher, pairs, n_samples=n, seed=seed, temperature=temperature,
-                        progress=lambda: bar.advance(task))
-    table = Table(title=f"{len(pairs)} {split.value} pairs ({len(unmatched)} photos without a reference, "
-                        f"{len(unreadable)} unreadable, left out); MAE lower is better, SSIM higher is better")
-    for col in ("style", "n", "method", "MAE", "SSIM", "worst MAE", "worst SSIM", "diversity"):
-        table.add_column(col, justify="left" if col in ("style", "method") else "right", no_wrap=True)
-    fmt = lambda d, k: f"{d[k]:.4f}" if k in d else ""  # noqa: E731
-    for style, methods in results.items():
-        for i, (method, m) in enumerate(methods.items()):
-            table.add_row(style if i == 0 else "", str(m["n"]) if i == 0 else "", method, fmt(m, "mae"), fmt(m, "ssim"),
-                          fmt(m, "worst_mae"), fmt(m, "worst_ssim"), fmt(m, "diversity"))
-    Console(highlight=False, width=max(out.width, 100)).print(table)  # never wrap a method's name
+        task = bar.add_task("scoring", total=len(pairs) + len(scenes))
+        if pairs:
+            results = score(sketcher, pairs, judges=Judges.load(), n_samples=n, seed=seed, temperature=temperature,
+                            progress=lambda: bar.advance(task))
+        if scenes:
+            results["contours"] = evaluate_contours(sketcher, scenes, progress=lambda: bar.advance(task))
+    print_scores(results, f"{len(pairs)} {split.value} pairs ({len(unmatched)} photos without a reference, "
+                          f"{len(unreadable)} unreadable, left out)", f"{len(scenes)} {split.value} scenes")
     if json_out:
         json_out.write_text(json.dumps(results, indent=2) + "\n")
+
+
+def print_scores(results: dict, pairs: str, scenes: str) -> None:
+    from rich.table import Table
+
+    console = Console(highlight=False, width=max(out.width, 120))  # never wrap a method's name
+    fmt = lambda d, k, p=4: f"{d[k]:.{p}f}" if k in d else ""  # noqa: E731
+    styles = {s: m for s, m in results.items() if s != "contours"}
+    if styles:
+        table = Table(title=f"{pairs}; ST-LPIPS (alex), KID (x1000) and MAE lower is better, SSIM higher")
+        for col in ("style", "n", "method", "ST-LPIPS", "worst", "diversity", "KID", "MAE", "SSIM"):
+            table.add_column(col, justify="left" if col in ("style", "method") else "right", no_wrap=True)
+        for style, methods in styles.items():
+            for i, (method, m) in enumerate(methods.items()):
+                table.add_row(style if i == 0 else "", str(m["n"]) if i == 0 else "", method, fmt(m, "stlpips"),
+                              fmt(m, "worst_stlpips"), fmt(m, "diversity"), fmt(m, "kid", 1), fmt(m, "mae"), fmt(m, "ssim"))
+        console.print(table)
+    if "contours" in results:
+        table = Table(title=f"{scenes}; contour F of the dark strokes at the best threshold, higher is better")
+        for col in ("method", "F", "precision", "recall", "threshold"):
+            table.add_column(col, justify="left" if col == "method" else "right", no_wrap=True)
+        for method, m in results["contours"].items():
+            table.add_row(method, fmt(m, "f"), fmt(m, "precision"), fmt(m, "recall"), fmt(m, "threshold", 2))
+        console.print(table)
 
 
 def main():

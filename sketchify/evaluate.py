@@ -1,9 +1,11 @@
-"""Scoring sketches against reference drawings: MAE, SSIM, sample diversity, and the two baselines."""
+"""Scoring sketches against reference drawings (ST-LPIPS, KID, MAE, SSIM, sample diversity) and scenes against
+human contours (contour F), each beside the baselines: a blank page, the pencil filter, the gradient magnitude."""
 
 from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass, field
+from typing import Callable
 
 import torch
 from PIL import Image
@@ -11,7 +13,8 @@ from PIL import Image
 from . import losses
 from .data import Pair
 from .images import load_photo, pencil_filter
-from .tensors import grey
+from .metrics import contour_counts, contour_f, gradient_darkness, kid, realism_features
+from .tensors import fit, grey
 
 
 def mae(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -38,33 +41,92 @@ class Scores:
         return {k: v / max(1, self.count) for k, v in self.sums.items()}
 
 
-METHODS = ("model t=0", "model samples", "blank page", "pencil filter")
+@dataclass
+class Judges:
+    """The pretrained networks behind the measures, loaded once per run (they need the `train` extra)."""
+
+    stlpips: torch.nn.Module  # perceptual.STLPIPS("alex")
+    realism: Callable[[torch.Tensor], torch.Tensor]  # pooled features for KID
+
+    @classmethod
+    def load(cls) -> Judges:
+        from .metrics import realism_network
+        from .perceptual import STLPIPS
+
+        return cls(STLPIPS("alex"), realism_network())
 
 
-def evaluate(sketcher, pairs: list[Pair], *, n_samples: int = 4, seed: int = 0, temperature: float = 1.0,
-             progress=lambda: None) -> dict:
-    """Per style: {method: {"mae", "ssim", ...}} with diversity for the model's samples; each on the same pairs."""
+BASELINES = ("blank page", "pencil filter")
+METHODS = ("model t=0", "model samples", *BASELINES)
+KID_SETS = ("model t=0", *BASELINES)  # each set is compared with the references of its style
+
+
+def evaluate(sketcher, pairs: list[Pair], *, judges: Judges, n_samples: int = 4, seed: int = 0,
+             temperature: float = 1.0, progress=lambda: None) -> dict:
+    """Per style: {method: {"stlpips", "mae", "ssim", "kid", "n"}}, the samples also with "worst_stlpips" and
+    "diversity" (mean ST-LPIPS between two samples of one photo); every method on the same pairs. KID x 1000."""
     table: dict[str, dict[str, Scores]] = {}
+    features: dict[str, dict[str, list[torch.Tensor]]] = {}
     for pair in pairs:
         style = sketcher.config.styles[pair.style]
         row = table.setdefault(style, {m: Scores() for m in METHODS})
         photo, reference = load_photo(pair.photo), grey(load_photo(pair.sketch))
         size = (reference.shape[-1], reference.shape[-2])
-
-        def score(img: Image.Image) -> dict[str, float]:
-            t = grey(img.resize(size, Image.BICUBIC) if img.size != size else img)
-            return {"mae": mae(t, reference), "ssim": ssim(t, reference)}
-
-        row["model t=0"].add(**score(sketcher.sketch(photo, style=style)))
-        samples = sketcher.samples(photo, n_samples, style=style, seed=seed, temperature=temperature)
-        per_sample = [score(s) for s in samples]
-        tensors = [grey(s) for s in samples]
-        diversity = sum(mae(a, b) for a, b in itertools.combinations(tensors, 2)) / max(1, n_samples * (n_samples - 1) // 2)
-        row["model samples"].add(
-            mae=sum(s["mae"] for s in per_sample) / n_samples, ssim=sum(s["ssim"] for s in per_sample) / n_samples,
-            worst_mae=max(s["mae"] for s in per_sample), worst_ssim=min(s["ssim"] for s in per_sample),
-            diversity=diversity)
-        row["blank page"].add(**score(Image.new("L", size, 255)))
-        row["pencil filter"].add(**score(pencil_filter(photo)))
+        drawn = [sketcher.sketch(photo, style=style), Image.new("L", size, 255), pencil_filter(photo),
+                 *sketcher.samples(photo, n_samples, style=style, seed=seed, temperature=temperature)]
+        sketches = torch.cat([grey(fit(img, size)) for img in drawn])
+        distances, diversity = perceptual_scores(judges.stlpips, reference, sketches, first_sample=3)
+        scores = [{"stlpips": float(d), "mae": mae(s, reference), "ssim": ssim(s[None], reference)}
+                  for d, s in zip(distances, sketches)]
+        for method, s in zip(("model t=0", *BASELINES), scores):
+            row[method].add(**s)
+        samples = scores[3:]
+        row["model samples"].add(**{k: sum(s[k] for s in samples) / n_samples for k in samples[0]},
+                                 worst_stlpips=max(s["stlpips"] for s in samples), diversity=diversity)
+        pooled = realism_features([reference, *sketches[:3, None]], judges.realism)
+        for name, f in zip(("reference", *KID_SETS), pooled):
+            features.setdefault(style, {}).setdefault(name, []).append(f)
         progress()
-    return {style: {m: {**s.mean(), "n": s.count} for m, s in row.items()} for style, row in table.items()}
+    result = {style: {m: {**s.mean(), "n": s.count} for m, s in row.items()} for style, row in table.items()}
+    for style, sets in features.items():
+        if len(sets["reference"]) >= 2:  # KID compares sets: one sketch has no spread to compare
+            for name in KID_SETS:
+                result[style][name]["kid"] = 1000 * kid(torch.stack(sets[name]), torch.stack(sets["reference"]))
+    return result
+
+
+def perceptual_scores(judge, reference: torch.Tensor, sketches: torch.Tensor, *,
+                      first_sample: int) -> tuple[torch.Tensor, float]:
+    """ST-LPIPS of each sketch (K, 1, H, W) to the reference (1, 1, H, W), and the mean ST-LPIPS between every two
+    sketches from first_sample on (the model's samples of one photo). One pass of the network per image."""
+    with torch.inference_mode():
+        ref = judge.features(reference)
+        feats = judge.features(sketches)
+        distances = judge.distance([r.expand_as(f) for r, f in zip(ref, feats)], feats)
+        i, j = zip(*itertools.combinations(range(first_sample, len(sketches)), 2))
+        diversity = judge.distance([f[list(i)] for f in feats], [f[list(j)] for f in feats]).mean()
+    return distances, float(diversity)
+
+
+# scenes
+
+CONTOUR_METHODS = ("model t=0", "pencil filter", "gradient magnitude")
+
+
+def evaluate_contours(sketcher, scenes: list[Pair], *, progress=lambda: None) -> dict:
+    """Contour F (best threshold over the set) of the model's dark strokes, in each scene's style (data.find_contours:
+    the contour style), and of the baselines' against the boundary maps people drew, where a pixel is a boundary if
+    any annotator drew it there (the map is > 0)."""
+    counts = {m: 0 for m in CONTOUR_METHODS}
+    for pair in scenes:
+        photo = load_photo(pair.photo)
+        boundary = grey(load_photo(pair.sketch))[0, 0] > 0
+        size = (boundary.shape[1], boundary.shape[0])
+        drawn = sketcher.sketch(photo, style=sketcher.config.styles[pair.style])
+        darkness = {"model t=0": 1 - grey(fit(drawn, size))[0, 0],
+                    "pencil filter": 1 - grey(fit(pencil_filter(photo), size))[0, 0],
+                    "gradient magnitude": gradient_darkness(grey(fit(photo, size))[0, 0])}
+        for method, d in darkness.items():
+            counts[method] = counts[method] + contour_counts((d * 255).round(), boundary)
+        progress()
+    return {m: {**contour_f(c), "n": len(scenes)} for m, c in counts.items()}

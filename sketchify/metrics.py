@@ -106,3 +106,13 @@ def gradient_darkness(grey: torch.Tensor) -> torch.Tensor:
     g = F.conv2d(F.pad(grey[None, None], (1, 1, 1, 1), mode="replicate"), k)[0]
     mag = g.pow(2).sum(0).sqrt()
     return mag / mag.max().clamp_min(1e-8)
+
+
+def realism_network() -> Callable[[torch.Tensor], torch.Tensor]:
+    """ImageNet-trained EfficientNet-Lite0's 1280 pooled features (an RGB batch in [0, 1] -> (N, 1280)), the
+    network KID compares sketches with here. Its own input scaling, (x - 127) / 128, is what it was trained with."""
+    from .efficientnet import EfficientNetLite0, pretrained_state
+
+    net = EfficientNetLite0(folded=True)
+    net.load_state_dict(pretrained_state(folded=True), strict=True)
+    return net.eval().requires_grad_(False).pooled

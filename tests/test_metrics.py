@@ -11,7 +11,7 @@ from PIL import Image, ImageDraw
 from sketchify.tensors import to_tensor
 
 needs_stlpips = pytest.mark.skipif(importlib.util.find_spec("stlpips_pytorch") is None,
-                                   reason="needs the metrics extra (stlpips-pytorch)")
+                                   reason="needs the train extra (stlpips-pytorch)")
 
 
 def drawing(size: int = 64, seed: int = 0) -> torch.Tensor:
@@ -71,7 +71,7 @@ def test_stlpips_without_the_package_says_how_to_install(monkeypatch):
     from sketchify.errors import SketchifyError
 
     monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
-    with pytest.raises(SketchifyError, match=r"pip install 'sketchify\[metrics\]'"):
+    with pytest.raises(SketchifyError, match=r"pip install 'sketchify\[train\]'"):
         perceptual.STLPIPS("alex")
 
 
