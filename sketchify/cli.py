@@ -327,7 +327,7 @@ def evaluate(
         raise SketchifyError(f"no {split.value} photos with a boundary map in {contours[0]} and {contours[1]}")
     from rich.progress import Progress
 
-    from .evaluate import Judges, evaluate as score, evaluate_contours
+    from .evaluate import Judges, evaluate as score, evaluate_contours, score_tables
 
     results = {}
     with Progress(console=err, disable=not err.is_terminal, transient=True) as bar:
@@ -337,34 +337,12 @@ def evaluate(
                             progress=lambda: bar.advance(task))
         if scenes:
             results["contours"] = evaluate_contours(sketcher, scenes, progress=lambda: bar.advance(task))
-    print_scores(results, f"{len(pairs)} {split.value} pairs ({len(unmatched)} photos without a reference, "
-                          f"{len(unreadable)} unreadable, left out)", f"{len(scenes)} {split.value} scenes")
+    console = Console(highlight=False, width=max(out.width, 120))  # never wrap a method's name
+    for table in score_tables(results, f"{len(pairs)} {split.value} pairs ({len(unmatched)} photos without a "
+                              f"reference, {len(unreadable)} unreadable, left out)", f"{len(scenes)} {split.value} scenes"):
+        console.print(table)
     if json_out:
         json_out.write_text(json.dumps(results, indent=2) + "\n")
-
-
-def print_scores(results: dict, pairs: str, scenes: str) -> None:
-    from rich.table import Table
-
-    console = Console(highlight=False, width=max(out.width, 120))  # never wrap a method's name
-    fmt = lambda d, k, p=4: f"{d[k]:.{p}f}" if k in d else ""  # noqa: E731
-    styles = {s: m for s, m in results.items() if s != "contours"}
-    if styles:
-        table = Table(title=f"{pairs}; ST-LPIPS (alex), KID (x1000) and MAE lower is better, SSIM higher")
-        for col in ("style", "n", "method", "ST-LPIPS", "worst", "diversity", "KID", "MAE", "SSIM"):
-            table.add_column(col, justify="left" if col in ("style", "method") else "right", no_wrap=True)
-        for style, methods in styles.items():
-            for i, (method, m) in enumerate(methods.items()):
-                table.add_row(style if i == 0 else "", str(m["n"]) if i == 0 else "", method, fmt(m, "stlpips"),
-                              fmt(m, "worst_stlpips"), fmt(m, "diversity"), fmt(m, "kid", 1), fmt(m, "mae"), fmt(m, "ssim"))
-        console.print(table)
-    if "contours" in results:
-        table = Table(title=f"{scenes}; contour F of the dark strokes at the best threshold, higher is better")
-        for col in ("method", "F", "precision", "recall", "threshold"):
-            table.add_column(col, justify="left" if col == "method" else "right", no_wrap=True)
-        for method, m in results["contours"].items():
-            table.add_row(method, fmt(m, "f"), fmt(m, "precision"), fmt(m, "recall"), fmt(m, "threshold", 2))
-        console.print(table)
 
 
 def main():

@@ -130,3 +130,31 @@ def evaluate_contours(sketcher, scenes: list[Pair], *, progress=lambda: None) ->
             counts[method] = counts[method] + contour_counts((d * 255).round(), boundary)
         progress()
     return {m: {**contour_f(c), "n": len(scenes)} for m, c in counts.items()}
+
+
+# printing
+
+def score_tables(results: dict, pairs: str, scenes: str) -> list:
+    """Rich tables of evaluate's (per style) and evaluate_contours' ("contours") results, titled by what was scored."""
+    from rich.table import Table
+
+    fmt = lambda d, k, p=4: f"{d[k]:.{p}f}" if k in d else ""  # noqa: E731
+    tables = []
+    styles = {s: m for s, m in results.items() if s != "contours"}
+    if styles:
+        table = Table(title=f"{pairs}; ST-LPIPS (alex), KID (x1000) and MAE lower is better, SSIM higher")
+        for col in ("style", "n", "method", "ST-LPIPS", "worst", "diversity", "KID", "MAE", "SSIM"):
+            table.add_column(col, justify="left" if col in ("style", "method") else "right", no_wrap=True)
+        for style, methods in styles.items():
+            for i, (method, m) in enumerate(methods.items()):
+                table.add_row(style if i == 0 else "", str(m["n"]) if i == 0 else "", method, fmt(m, "stlpips"),
+                              fmt(m, "worst_stlpips"), fmt(m, "diversity"), fmt(m, "kid", 1), fmt(m, "mae"), fmt(m, "ssim"))
+        tables.append(table)
+    if "contours" in results:
+        table = Table(title=f"{scenes}; contour F of the dark strokes at the best threshold, higher is better")
+        for col in ("method", "F", "precision", "recall", "threshold"):
+            table.add_column(col, justify="left" if col == "method" else "right", no_wrap=True)
+        for method, m in results["contours"].items():
+            table.add_row(method, fmt(m, "f"), fmt(m, "precision"), fmt(m, "recall"), fmt(m, "threshold", 2))
+        tables.append(table)
+    return tables
