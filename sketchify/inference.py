@@ -87,16 +87,28 @@ class Sketcher:
         """Sketches of several photos; photos of one size run as one batch."""
         check_noise(seed, temperature)
         photos = [as_photo(im) for im in images]
-        results: list[Image.Image | None] = [None] * len(photos)
-        groups: dict[tuple[int, int], list[int]] = {}
-        for i, p in enumerate(photos):
-            groups.setdefault(self._work_size(p), []).append(i)
-        for size, idx in groups.items():
-            x = torch.stack([to_tensor(fit(photos[i], size)) for i in idx])
+        drawn = self.draw([self.prepare(p) for p in photos], style=style, seed=seed, temperature=temperature)
+        return [to_image(sketch, p.size) for sketch, p in zip(drawn, photos)]
+
+    def prepare(self, photo: Image.Image) -> torch.Tensor:
+        """A photo as draw() takes it: (3, h, w) at its working size. Apart from draw() so that a pipeline can
+        resize the next photos in threads while the model draws (to_image scales a sketch back)."""
+        return to_tensor(fit(photo, self._work_size(photo)))
+
+    def draw(self, photos: list[torch.Tensor], *, style: str | None = None, seed: int | None = None,
+             temperature: float = 0.0) -> list[torch.Tensor]:
+        """Prepared photos -> (1, h, w) sketches at their working size; photos of one size run as one batch."""
+        check_noise(seed, temperature)
+        results: list[torch.Tensor | None] = [None] * len(photos)
+        groups: dict[tuple[int, ...], list[int]] = {}
+        for i, x in enumerate(photos):
+            groups.setdefault(tuple(x.shape), []).append(i)
+        for idx in groups.values():
+            x = torch.stack([photos[i] for i in idx])
             eps = [self._noise(x.shape, seed) for _ in idx] if temperature > 0 else None
             out = self._draw(x, style, temperature, eps)
             for j, i in enumerate(idx):
-                results[i] = to_image(out[j], photos[i].size)
+                results[i] = out[j]
         return results
 
     def samples(self, image: Image.Image | str | Path, n: int, *, style: str | None = None, seed: int | None = None,
