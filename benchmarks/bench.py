@@ -3,9 +3,14 @@
     python benchmarks/bench.py                 # shipped weights, CPU
     python benchmarks/bench.py --device cuda   # GPU, fp32 and bf16
 
-Prints a Markdown table: photos/s (t = 0, default style) at several sizes for batch size 1 and the
-best batch size, the same for the classical pencil filter, model load time, a cold `sketchify
-convert` of one photo, `sketchify --help`, peak memory for a 4000x3000 photo, and training images/s.
+    python benchmarks/bench.py --convert-only  # just the end-to-end floors (about 30 s)
+
+Prints a Markdown table: `sketchify convert` of a folder of 80 JPEG photos end to end (decode, draw,
+encode; start-up excluded: the model is loaded and warm) at 256x256 and 512x512, the latter also drawn
+at its own size (--size 0); photos/s (t = 0, default style) of the model alone at several sizes for batch
+size 1 and the best batch size, the same for the classical pencil filter, model load time, a cold
+`sketchify convert` of one photo, `sketchify --help`, peak memory for a 4000x3000 photo, and training
+images/s.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from sketchify import convert
 from sketchify.inference import Sketcher
 from sketchify.images import pencil_filter
 
@@ -72,6 +78,8 @@ def main() -> None:
     ap.add_argument("--batches", default="1,2,4,8")
     ap.add_argument("--train-steps", type=int, default=135, help="one epoch of the default run: 1079 pairs / 8")
     ap.add_argument("--skip-train", action="store_true")
+    ap.add_argument("--convert-only", action="store_true", help="only the end-to-end `convert` rows")
+    ap.add_argument("--folder", type=int, default=80, help="photos in the end-to-end folder")
     args = ap.parse_args()
 
     rows: list[tuple[str, str]] = []
@@ -80,6 +88,13 @@ def main() -> None:
     rows.append(("model load (warm process)", f"{time.perf_counter() - t:.2f} s"))
     cpu = platform.processor() or platform.machine()
     print(f"# {cpu}, {os.cpu_count()} cores, torch {torch.__version__} ({torch.get_num_threads()} threads), device {args.device}")
+
+    for size, draw in ((256, None), (512, None), (512, 0)):
+        how = "drawn at the model's draw_size" if draw is None else "drawn at its own size (--size 0)"
+        r = convert_rate(args.weights, args.device, size, draw, args.folder)
+        rows.append((f"`convert` of {args.folder} {size}x{size} JPEGs, {how}", f"{r:.1f} photos/s"))
+    if args.convert_only:
+        return print_rows(rows)
 
     precisions = ["fp32"] + (["bf16"] if args.device == "cuda" else [])
     for size in map(int, args.sizes.split(",")):
@@ -118,9 +133,33 @@ def main() -> None:
     if not args.skip_train:
         rows.append(("training, default config (batch 8, 128 px crops)", f"{train_rate(args.device, args.train_steps):.1f} images/s"))
 
+    print_rows(rows)
+
+
+def print_rows(rows: list[tuple[str, str]]) -> None:
     print("\n| what | result |\n| --- | --- |")
     for k, v in rows:
         print(f"| {k} | {v} |")
+
+
+def convert_rate(weights: str | None, device: str, size: int, draw: int | None, n: int) -> float:
+    """Photos/s of convert.run (what `sketchify convert` runs) over a folder of n JPEG photos, with its
+    default batch size and threads; the model is loaded and warmed up first, as start-up is not counted."""
+    sketcher = Sketcher.from_pretrained(weights, device=device, size=draw)
+    with tempfile.TemporaryDirectory() as tmp:
+        src = Path(tmp, "photos")
+        src.mkdir()
+        for i in range(n):
+            photo(size, seed=i).save(src / f"{i:03d}.jpg", quality=90)
+        jobs = convert.plan([src], Path(tmp, "sketches")).jobs
+        list(convert.run(sketcher, jobs[:4]))  # warm-up: oneDNN picks its kernels on the first batch
+        start = time.perf_counter()
+        results = list(convert.run(sketcher, jobs, overwrite=True))
+        seconds = time.perf_counter() - start
+    failed = [r.message for r in results if r.status != "converted"]
+    if failed:
+        raise SystemExit(f"convert failed: {failed[:3]}")
+    return n / seconds
 
 
 def train_rate(device: str, steps: int) -> float:

@@ -18,6 +18,7 @@ from .errors import SketchifyError
 from .files import file_id, is_regular, remove_leftovers
 from .images import (DEFAULT_MAX_PIXELS, IMAGE_SUFFIXES, check_fits, encode, format_name, load_photo, pixel_count,
                      read_description, save_atomic)
+from .tensors import to_image
 
 PREFETCH_PIXELS = 64_000_000  # decoded photos waiting for the model: about 200 MB of RGB
 # errors that no other file will escape either: stop the batch instead of failing every file
@@ -232,7 +233,7 @@ def run(sketcher, jobs: list[Job], *, style: str | None = None, seed: int | None
             held = sum(px for _, _, px in loads)
             while len(loads) < 2 * batch_size and (job := next(pending, None)) is not None:
                 px = pixel_count(job.src)
-                loads.append((job, pool.submit(load_photo, job.src, max_pixels=max_pixels), px))
+                loads.append((job, pool.submit(prepare, sketcher, job.src, max_pixels), px))
                 held += px
                 if held >= prefetch_pixels:
                     break
@@ -244,9 +245,9 @@ def run(sketcher, jobs: list[Job], *, style: str | None = None, seed: int | None
                 while loads and len(batch) < batch_size:
                     job, fut, _ = loads.popleft()
                     try:
-                        photo = fut.result()
-                        check_fits(photo.size, fmt, job.src)
-                        batch.append((job, photo))
+                        size, photo = fut.result()
+                        check_fits(size, fmt, job.src)
+                        batch.append((job, size, photo))
                     except SketchifyError as e:
                         yield Result(job, "failed", str(e))
                 prefetch()  # the next photos decode while the model draws these
@@ -254,8 +255,8 @@ def run(sketcher, jobs: list[Job], *, style: str | None = None, seed: int | None
                     if isinstance(result, Result):
                         yield result
                     else:
-                        job, sketch = result
-                        saves.append((job, pool.submit(write, sketch, job.dst, fmt, quality, settings)))
+                        job, size, sketch = result
+                        saves.append((job, pool.submit(write, sketch, size, job.dst, fmt, quality, settings)))
                 while saves and (saves[0][1].done() or len(saves) > 2 * batch_size):
                     yield finish(*saves.popleft())
             while saves:
@@ -279,15 +280,21 @@ def drain(results: Iterator[Result]) -> Iterator[Result]:
         pass
 
 
+def prepare(sketcher, src: Path, max_pixels: int | None):
+    """A photo's size and its tensor at the working size: decoded and resized in a thread beside the model."""
+    photo = load_photo(src, max_pixels=max_pixels)
+    return photo.size, sketcher.prepare(photo)
+
+
 def draw(sketcher, batch, style, seed, temperature):
-    """(job, sketch) for each photo of the batch, or a failed Result for all of them."""
+    """(job, photo size, sketch) for each photo of the batch, or a failed Result for all of them."""
     if not batch:
         return []
     try:
-        sketches = sketcher.sketch_batch([p for _, p in batch], style=style, seed=seed, temperature=temperature)
+        sketches = sketcher.draw([x for _, _, x in batch], style=style, seed=seed, temperature=temperature)
     except RuntimeError as e:  # e.g. out of memory on a huge photo
-        return [Result(job, "failed", f"{job.src}: the model failed ({str(e).splitlines()[0]})") for job, _ in batch]
-    return [(job, sketch) for (job, _), sketch in zip(batch, sketches)]
+        return [Result(job, "failed", f"{job.src}: the model failed ({str(e).splitlines()[0]})") for job, _, _ in batch]
+    return [(job, size, sketch) for (job, size, _), sketch in zip(batch, sketches)]
 
 
 def drawing_settings(sketcher, *, style: str | None = None, seed: int | None = None, temperature: float = 0.0) -> str:
@@ -309,9 +316,10 @@ def differences(recorded: str | None, settings: str) -> str:
     return "exists, drawn with " + "; ".join(changed) if changed else "exists"
 
 
-def write(sketch, dst: Path, fmt: str, quality: int | None, settings: str) -> None:
+def write(sketch, size: tuple[int, int], dst: Path, fmt: str, quality: int | None, settings: str) -> None:
+    """Scale the sketch to its photo's size and save it (in a thread: this and encoding overlap the model)."""
     dst.parent.mkdir(parents=True, exist_ok=True)
-    save_atomic(sketch, dst, fmt, quality=quality, description=settings)
+    save_atomic(to_image(sketch, size), dst, fmt, quality=quality, description=settings)
 
 
 def unsearched_note(plan: Plan) -> str:

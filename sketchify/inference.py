@@ -13,6 +13,7 @@ from PIL import Image, ImageOps
 
 from .device import pick_device
 from .errors import SketchifyError
+from .fast import FastSketch
 from .images import DEFAULT_MAX_SIDE, load_photo, to_rgb
 from .model import LATENT_STRIDES, SketchModel
 from .serialization import CONFIG_NAME
@@ -53,6 +54,7 @@ class Sketcher:
         self.max_side = max_side
         self.size = model.config.draw_size if size is None else size
         self.tile = tile
+        self._fast: dict[int, FastSketch] = {}  # per style index, built on first use
 
     @classmethod
     def from_pretrained(cls, source: str | Path | None = None, *, device: str = "auto",
@@ -85,16 +87,28 @@ class Sketcher:
         """Sketches of several photos; photos of one size run as one batch."""
         check_noise(seed, temperature)
         photos = [as_photo(im) for im in images]
-        results: list[Image.Image | None] = [None] * len(photos)
-        groups: dict[tuple[int, int], list[int]] = {}
-        for i, p in enumerate(photos):
-            groups.setdefault(self._work_size(p), []).append(i)
-        for size, idx in groups.items():
-            x = torch.stack([to_tensor(fit(photos[i], size)) for i in idx])
+        drawn = self.draw([self.prepare(p) for p in photos], style=style, seed=seed, temperature=temperature)
+        return [to_image(sketch, p.size) for sketch, p in zip(drawn, photos)]
+
+    def prepare(self, photo: Image.Image) -> torch.Tensor:
+        """A photo as draw() takes it: (3, h, w) at its working size. Apart from draw() so that a pipeline can
+        resize the next photos in threads while the model draws (to_image scales a sketch back)."""
+        return to_tensor(fit(photo, self._work_size(photo)))
+
+    def draw(self, photos: list[torch.Tensor], *, style: str | None = None, seed: int | None = None,
+             temperature: float = 0.0) -> list[torch.Tensor]:
+        """Prepared photos -> (1, h, w) sketches at their working size; photos of one size run as one batch."""
+        check_noise(seed, temperature)
+        results: list[torch.Tensor | None] = [None] * len(photos)
+        groups: dict[tuple[int, ...], list[int]] = {}
+        for i, x in enumerate(photos):
+            groups.setdefault(tuple(x.shape), []).append(i)
+        for idx in groups.values():
+            x = torch.stack([photos[i] for i in idx])
             eps = [self._noise(x.shape, seed) for _ in idx] if temperature > 0 else None
             out = self._draw(x, style, temperature, eps)
             for j, i in enumerate(idx):
-                results[i] = to_image(out[j], photos[i].size)
+                results[i] = out[j]
         return results
 
     def samples(self, image: Image.Image | str | Path, n: int, *, style: str | None = None, seed: int | None = None,
@@ -136,16 +150,23 @@ class Sketcher:
         s = self.config.stride
         ph, pw = -(-h // s) * s - h, -(-w // s) * s - w
         x = F.pad(x, (0, pw, 0, ph), mode="replicate") if ph or pw else x
-        styles = torch.full((n,), self.config.style_index(style), dtype=torch.long)
+        model = self._fast_model(self.config.style_index(style))
         e = [torch.stack(scale) for scale in zip(*eps)] if eps is not None else None
         out = torch.empty(n, 1, h + ph, w + pw)
         for (t0, t1, l0, l1), (ct0, ct1, cl0, cl1) in tiles(h + ph, w + pw, self.tile):
             crop_eps = [m[:, :, t0 // f:t1 // f, l0 // f:l1 // f].to(self.device)
                         for m, f in zip(e, LATENT_STRIDES)] if e is not None else None
             crop = x[:, :, t0:t1, l0:l1].to(self.device).contiguous(memory_format=torch.channels_last)
-            y = self.model(crop, styles.to(self.device), temperature, crop_eps)
+            y = model(crop, temperature, crop_eps)
             out[:, :, t0 + ct0:t0 + ct1, l0 + cl0:l0 + cl1] = y[:, :, ct0:ct1, cl0:cl1].float().cpu()
         return out[:, :, :h, :w]
+
+    def _fast_model(self, style: int) -> FastSketch:
+        """The model's function for one style, computed faster (sketchify.fast); self.model stays the reference."""
+        if style not in self._fast:
+            with torch.inference_mode():
+                self._fast[style] = FastSketch(self.model, style)
+        return self._fast[style]
 
 
 def check_noise(seed: int | None, temperature: float) -> None:

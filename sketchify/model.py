@@ -14,6 +14,7 @@ from .efficientnet import EfficientNetLite0, block_specs
 # the EfficientNet-Lite0 blocks whose outputs give a latent, finest first: at 1/2, 1/4, 1/8 and 1/16 size
 TAPS = (0, 2, 4, 10)
 LATENT_STRIDES = (2, 4, 8, 16)
+LOGVAR_RANGE = (-10.0, 4.0)  # keeps sigma finite early in training
 
 # helpers
 
@@ -78,7 +79,7 @@ class Encoder(nn.Module):
         stats = []
         for head, h in zip(self.heads, self.backbone.features(photo, TAPS)):
             mu, logvar = head(h).chunk(2, dim=1)
-            stats.append((mu, logvar.clamp(-10, 4)))  # keep sigma finite early in training
+            stats.append((mu, logvar.clamp(*LOGVAR_RANGE)))
         return stats
 
 

@@ -2,19 +2,25 @@
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from PIL import Image
 
 
+# Both conversions run in numpy: convert calls them in threads beside the model, where torch's own
+# multi-threaded kernels would start more threads than there are cores and slow the model down.
+
+
 def to_tensor(img: Image.Image) -> torch.Tensor:
-    """PIL image -> float tensor (C, H, W) in [0, 1]."""
-    t = torch.frombuffer(bytearray(img.tobytes()), dtype=torch.uint8)
-    return t.view(img.height, img.width, len(img.getbands())).permute(2, 0, 1).float() / 255
+    """PIL image -> float tensor (C, H, W) in [0, 1] (its memory channels last, as the model takes it)."""
+    pixels = np.asarray(img, dtype=np.float32).reshape(img.height, img.width, -1)
+    return torch.from_numpy(pixels / 255).permute(2, 0, 1)
 
 
 def to_image(sketch: torch.Tensor, size: tuple[int, int] | None = None) -> Image.Image:
     """(1, h, w) in [0, 1] -> greyscale PIL image, resized to size (width, height) if given."""
-    img = Image.fromarray((sketch[0].clamp(0, 1) * 255).round().byte().numpy(), "L")
+    grey = np.rint(np.clip(sketch[0].numpy(), 0, 1) * 255).astype(np.uint8)
+    img = Image.fromarray(grey, "L")
     return img if size is None or img.size == size else img.resize(size, Image.BICUBIC)
 
 

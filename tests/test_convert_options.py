@@ -122,14 +122,14 @@ def test_decoded_photos_waiting_are_bounded_by_pixels(photos, tmp_path, tiny_mod
         return photo
 
     sketcher = Sketcher.from_pretrained(tiny_model_dir, device="cpu")
-    real_batch = sketcher.sketch_batch
+    real_draw = sketcher.draw
 
     def drawing(photos, **kwargs):
         waiting[0] -= len(photos)
-        return real_batch(photos, **kwargs)
+        return real_draw(photos, **kwargs)
 
     monkeypatch.setattr(conv, "load_photo", counting_load)
-    monkeypatch.setattr(sketcher, "sketch_batch", drawing)
+    monkeypatch.setattr(sketcher, "draw", drawing)
     plan = conv.plan([photos], tmp_path / "out")
     results = list(conv.run(sketcher, plan.jobs, batch_size=4, prefetch_pixels=2 * 80 * 60))
     assert [r.status for r in results] == ["converted"] * 12

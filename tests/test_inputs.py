@@ -84,9 +84,9 @@ def test_sample_bad_input(case, photos, tmp_path, tiny_model_dir):
 @pytest.fixture
 def see_through(monkeypatch):
     """A stand-in model whose 'sketch' is the photo's grey, so tests can see what reached the model."""
-    from sketchify.model import SketchModel
+    from sketchify.fast import FastSketch  # what Sketcher draws with
 
-    monkeypatch.setattr(SketchModel, "forward", lambda self, photo, style, temperature=1.0, eps=None:
+    monkeypatch.setattr(FastSketch, "forward", lambda self, photo, temperature=1.0, eps=None:
                         photo.mean(1, keepdim=True))
 
 
