@@ -292,8 +292,7 @@ def evaluate(
     json_out: Optional[Path] = typer.Option(None, "--json", metavar="FILE.json", help="Also write the scores to this JSON file."),
 ):
     """Score a model against reference sketches (ST-LPIPS, KID, MAE, SSIM, diversity) beside a blank page and the
-    pencil filter, and optionally scenes against human contours (contour F).
-    Needs the networks of pip install 'sketchify\\[train]'."""
+    pencil filter, and optionally scenes against human contours (contour F). Needs pip install 'sketchify\\[train]'."""
     import json
 
     from .config import TrainConfig
