@@ -151,17 +151,17 @@ def convert(
     if not plan.found and not plan.problems:
         raise SketchifyError(f"no images found in {', '.join(map(str, inputs))}" + ("" if recursive else " (use --recursive for subfolders)"))
     sketcher = load_sketcher(weights, device, max_side, size) if plan.jobs else None
-    redrawn = []  # skipped sketches drawn with other settings
+    redrawn, written = [], []  # skipped sketches drawn with other settings; sketches on disk
     try:
         for r in run_batch(conv, sketcher, plan.jobs, dict(draw, batch_size=batch_size, overwrite=overwrite,
-                                                           max_pixels=max_pixels)):
+                                                           max_pixels=max_pixels, written=written)):
             counts[r.status] += 1
             if r.status == "failed":
                 say(f"failed: {r.message}")
             elif r.status == "skipped" and r.message != "exists":
                 redrawn.append(r)
     except KeyboardInterrupt:
-        say(f"interrupted: {counts['converted']} converted before {STOP['by']}; run the same command again to finish")
+        say(f"interrupted: {len(written)} converted before {STOP['by']}; run the same command again to finish")
         raise typer.Exit(130) from None
     except conv.OutputError as e:
         err.print(f"[red]error:[/red] {escape(one_line(e))} after {counts['converted']} converted", soft_wrap=True)

@@ -207,11 +207,11 @@ class Walk:
 def run(sketcher, jobs: list[Job], *, style: str | None = None, seed: int | None = None, temperature: float = 0.0,
         batch_size: int = 4, fmt: str = "png", quality: int | None = None, overwrite: bool = False,
         max_pixels: int | None = DEFAULT_MAX_PIXELS, workers: int = 2,
-        prefetch_pixels: int = PREFETCH_PIXELS) -> Iterator[Result]:
+        prefetch_pixels: int = PREFETCH_PIXELS, written: list[Path] | None = None) -> Iterator[Result]:
     """Convert jobs in order, yielding one Result each. Decoding and encoding run in threads beside the model.
 
-    On KeyboardInterrupt the sketches already being written are finished and yielded before it propagates, so
-    that what is reported is what is on disk.
+    On KeyboardInterrupt the sketches being written are finished and yielded before it propagates; as an interrupt
+    can land between a result and its caller's count, `written` gets each path as it lands on disk.
     """
     style = sketcher.config.styles[sketcher.config.style_index(style)]  # an unknown style fails before any work
     settings = drawing_settings(sketcher, style=style, seed=seed, temperature=temperature)
@@ -256,7 +256,7 @@ def run(sketcher, jobs: list[Job], *, style: str | None = None, seed: int | None
                         yield result
                     else:
                         job, size, sketch = result
-                        saves.append((job, pool.submit(write, sketch, size, job.dst, fmt, quality, settings)))
+                        saves.append((job, pool.submit(write, sketch, size, job.dst, fmt, quality, settings, written)))
                 while saves and (saves[0][1].done() or len(saves) > 2 * batch_size):
                     yield finish(*saves.popleft())
             while saves:
@@ -316,10 +316,13 @@ def differences(recorded: str | None, settings: str) -> str:
     return "exists, drawn with " + "; ".join(changed) if changed else "exists"
 
 
-def write(sketch, size: tuple[int, int], dst: Path, fmt: str, quality: int | None, settings: str) -> None:
+def write(sketch, size: tuple[int, int], dst: Path, fmt: str, quality: int | None, settings: str,
+          written: list[Path] | None = None) -> None:
     """Scale the sketch to its photo's size and save it (in a thread: this and encoding overlap the model)."""
     dst.parent.mkdir(parents=True, exist_ok=True)
     save_atomic(to_image(sketch, size), dst, fmt, quality=quality, description=settings)
+    if written is not None:
+        written.append(dst)  # list.append is atomic: safe from the writer threads
 
 
 def unsearched_note(plan: Plan) -> str:
