@@ -125,12 +125,15 @@ class Sketcher:
 
     def _work_size(self, photo: Image.Image) -> tuple[int, int]:
         """The size a photo is drawn at: its short side at self.size (the scale the model learned faces at),
-        the long side at most max_side."""
+        the long side about max_side at most, both multiples of the model's stride."""
         w, h = photo.size
         scale = self.size / min(w, h) if self.size else 1.0
         if self.max_side and max(w, h) * scale > self.max_side:
             scale = self.max_side / max(w, h)
-        return max(1, round(w * scale)), max(1, round(h * scale))
+        # sides rounded to the model's stride (an aspect change of a few pixels, undone when the sketch is scaled
+        # back): padding instead gives the model an edge that is not in the photo, and it draws a line there
+        s = self.config.stride
+        return tuple(max(s, round(side * scale / s) * s) for side in (w, h))
 
     def _noise(self, shape, seed: int | None, gen: torch.Generator | None = None) -> list[torch.Tensor]:
         """eps for one photo, one map per latent scale, drawn on the CPU so that a seed gives the same sketch
