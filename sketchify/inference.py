@@ -116,7 +116,7 @@ class Sketcher:
         """n different sketches of one photo: n draws of eps around the same encoded photo."""
         check_noise(seed, temperature)
         photo = as_photo(image)
-        x = to_tensor(fit(photo, self._work_size(photo)))[None]
+        x = self.prepare(photo)[None]
         gen = torch.Generator().manual_seed(seed) if seed is not None else None
         eps = [self._noise(x.shape, None, gen) for _ in range(n)]
         return [to_image(self._draw(x, style, temperature, [e])[0], photo.size) for e in eps]

@@ -88,6 +88,24 @@ def deadline(seconds: int):
         signal.signal(signal.SIGALRM, old)
 
 
+def stop_convert_midway(photos: Path, out: Path, model: Path, sig: int) -> tuple[list[str], int, str, str]:
+    """`sketchify convert` in a process of its own, sent sig once its first sketch is on disk: (the command,
+    its exit code, stdout, stderr)."""
+    import subprocess
+    import sys
+    import time
+
+    cmd = [sys.executable, "-m", "sketchify", "convert", str(photos), "-o", str(out), "--weights", str(model),
+           "--batch-size", "1", "--max-side", "0", "--device", "cpu"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    limit = time.monotonic() + 60
+    while time.monotonic() < limit and not (out.exists() and any(out.glob("*.png"))):
+        time.sleep(0.02)
+    proc.send_signal(sig)
+    stdout, stderr = proc.communicate(timeout=60)
+    return cmd, proc.returncode, stdout, stderr
+
+
 def files(folder: Path) -> set[str]:
     """Relative paths of the plain files under folder."""
     return {str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file()} if folder.exists() else set()

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import assert_no_part_files, convert, digests, files, sample
+from conftest import assert_no_part_files, convert, digests, files, sample, stop_convert_midway
 from corpus import picture
 
 
@@ -239,23 +239,14 @@ def test_bad_shard_spec(spec, photos, tmp_path, tiny_model_dir):
 def test_ctrl_c_stops_cleanly_and_a_rerun_finishes(tmp_path, tiny_model_dir):
     import signal
     import subprocess
-    import sys
-    import time
 
     photos = tmp_path / "many"
     photos.mkdir()
     for i in range(40):
         picture(seed=i).resize((400, 300)).save(photos / f"p{i:02d}.jpg")
     out = tmp_path / "out"
-    cmd = [sys.executable, "-m", "sketchify", "convert", str(photos), "-o", str(out), "--weights", str(tiny_model_dir),
-           "--batch-size", "1", "--max-side", "0", "--device", "cpu"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and not (out.exists() and any(out.glob("*.png"))):
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGINT)
-    stdout, stderr = proc.communicate(timeout=60)
-    assert proc.returncode == 130, stdout + stderr
+    cmd, code, stdout, stderr = stop_convert_midway(photos, out, tiny_model_dir, signal.SIGINT)
+    assert code == 130, stdout + stderr
     assert "interrupted" in stderr and "converted before Ctrl-C" in stderr and "Traceback" not in stderr
     assert not list(out.glob("*.part")) and not list(out.glob(".*"))
     done = len(list(out.glob("*.png")))

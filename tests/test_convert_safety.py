@@ -8,14 +8,13 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 from PIL import Image
 
 import sketchify.convert as conv
-from conftest import assert_no_part_files, convert, deadline, digests, files, sample
+from conftest import assert_no_part_files, convert, deadline, digests, files, sample, stop_convert_midway
 from corpus import picture
 from sketchify.files import HOST, PART_PREFIX, PART_SUFFIX
 from sketchify.sheet import contact_sheet
@@ -200,15 +199,8 @@ def test_sigterm_stops_like_ctrl_c_and_the_count_is_whats_on_disk(tmp_path, tiny
     for i in range(30):
         picture(seed=i).resize((320, 240)).save(photos / f"p{i:02d}.jpg")
     out = tmp_path / "out"
-    cmd = [sys.executable, "-m", "sketchify", "convert", str(photos), "-o", str(out), "--weights", str(tiny_model_dir),
-           "--batch-size", "1", "--max-side", "0", "--device", "cpu"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    limit = time.monotonic() + 60
-    while time.monotonic() < limit and not (out.exists() and any(out.glob("*.png"))):
-        time.sleep(0.02)
-    proc.send_signal(signal.SIGTERM)
-    stdout, stderr = proc.communicate(timeout=60)
-    assert proc.returncode == 130, stdout + stderr
+    _, code, stdout, stderr = stop_convert_midway(photos, out, tiny_model_dir, signal.SIGTERM)
+    assert code == 130, stdout + stderr
     assert "interrupted" in stderr and "SIGTERM" in stderr and "Traceback" not in stderr, stderr
     on_disk = len(list(out.glob("*.png")))
     assert f"{on_disk} converted before" in stderr, (on_disk, stderr)

@@ -119,3 +119,16 @@ def test_contour_f_forgives_a_shift_within_tolerance_but_not_beyond():
     assert contour_score(perfect, boundary) == pytest.approx(1.0)
     assert contour_score(moved(2), boundary) > 0.97
     assert contour_score(moved(6), boundary) < 0.5
+
+
+@needs_stlpips
+def test_the_perceptual_loss_is_the_measure_and_teaches_only_the_generated_sketch():
+    from sketchify.losses import PerceptualLoss
+    from sketchify.perceptual import STLPIPS
+
+    torch.manual_seed(0)
+    fake, real = torch.rand(2, 1, 48, 48, requires_grad=True), torch.rand(2, 1, 48, 48, requires_grad=True)
+    loss = PerceptualLoss("alex")(fake, real)
+    torch.testing.assert_close(loss, STLPIPS("alex")(fake, real).mean())
+    loss.backward()
+    assert fake.grad.abs().sum() > 0 and real.grad is None  # the reference's features carry no graph
