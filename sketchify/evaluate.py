@@ -58,7 +58,8 @@ class Judges:
 
 BASELINES = ("blank page", "pencil filter")
 METHODS = ("model t=0", "model samples", *BASELINES)
-KID_SETS = ("model t=0", *BASELINES)  # each set is compared with the references of its style
+# each set is compared with the references of its style; the samples' set is each photo's first sample
+KID_SETS = ("model t=0", *BASELINES, "model samples")
 
 
 def evaluate(sketcher, pairs: list[Pair], *, judges: Judges, n_samples: int = 4, seed: int = 0,
@@ -83,7 +84,7 @@ def evaluate(sketcher, pairs: list[Pair], *, judges: Judges, n_samples: int = 4,
         samples = scores[3:]
         row["model samples"].add(**{k: sum(s[k] for s in samples) / n_samples for k in samples[0]},
                                  worst_stlpips=max(s["stlpips"] for s in samples), diversity=diversity)
-        pooled = realism_features([reference, *sketches[:3, None]], judges.realism)
+        pooled = realism_features([reference, *sketches[:4, None]], judges.realism)
         for name, f in zip(("reference", *KID_SETS), pooled):
             features.setdefault(style, {}).setdefault(name, []).append(f)
         progress()

@@ -108,6 +108,7 @@ def test_eval_scores_model_and_baselines(tiny_model_dir, pair_dir, tmp_path):
     assert row["blank page"]["stlpips"] > row["pencil filter"]["stlpips"] >= 0
     assert row["model samples"]["worst_stlpips"] >= row["model samples"]["stlpips"]
     assert row["blank page"]["kid"] > row["pencil filter"]["kid"]
+    assert all("kid" in row[method] for method in row)  # the samples are judged for realism too
 
 
 def test_eval_scores_contours_on_the_held_out_scenes_only(tiny_model_dir, tmp_path):
