@@ -23,6 +23,9 @@ LOSS_WEIGHTS = {
     "kl": 0.001,  # beta, per latent element and scale: higher keeps sigma near 1, drowning the photo in noise
     "adv": 0.1,  # lambda: keeps the perceptual term from painting textures no artist draws (stripes, hatching)
     "div": 1.0,  # diversity hinge: two samples of one photo should differ where the reference draws
+    # ST-LPIPS between two samples (and the perceptual term on both). Off: at 1.0 it bought diversity as speckle,
+    # the mean latent drew a washed-out sketch, and the samples' KID rose (the model card has the numbers)
+    "sample_div": 0.0,
 }
 PERCEPTUAL_NETS = ("alex", "vgg")
 
@@ -155,6 +158,7 @@ class TrainConfig(JsonConfig):
     # per-style margins that override diversity_margin: sparse faint lines have less room for variety before a
     # sample loses to a blank page
     style_diversity_margin: dict[str, float] = field(default_factory=dict)
+    sample_diversity_margin: float = 0.15  # wanted ST-LPIPS between two samples of one photo (sample_div)
     image_size: int = 128  # training crop
     load_size: int = 240  # short side before the random crop: about the native size of the face photos
     batch_size: int = 8
@@ -166,7 +170,7 @@ class TrainConfig(JsonConfig):
     seed: int = 0
 
     def check(self) -> list[str]:
-        numbers = [self.diversity_margin, self.diversity_knee, *self.loss_weights.values(),
+        numbers = [self.diversity_margin, self.diversity_knee, self.sample_diversity_margin, *self.loss_weights.values(),
                    *self.style_diversity_margin.values()]
         unknown = sorted(set(self.loss_weights) - set(LOSS_WEIGHTS))
         return [msg for bad, msg in [

@@ -37,6 +37,16 @@ class PerceptualLoss(nn.Module):
             targets = self.lpips.features(real)
         return self.lpips.distance(self.lpips.features(fake), targets).mean()
 
+    def samples(self, fakes: torch.Tensor, real: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Two samples of each photo, stacked [first; second] (2N), against the N references, in one pass: the mean
+        distance of every sample to its reference, and the distance between the two samples of each photo (N,)."""
+        n = len(real)
+        with torch.no_grad():
+            targets = [t.repeat(2, 1, 1, 1) for t in self.lpips.features(real)]
+        feats = self.lpips.features(fakes)
+        between = self.lpips.distance([f[:n] for f in feats], [f[n:] for f in feats])
+        return self.lpips.distance(feats, targets).mean(), between
+
 
 def ssim(a: torch.Tensor, b: torch.Tensor, sigma: float = 1.5) -> torch.Tensor:
     """Mean structural similarity (Wang et al. 2004), 11x11 Gaussian window, images in [0, 1]; differentiable."""

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 from .config import TrainConfig
 from .losses import GANLoss, diversity_hinge, ink_weight, multiscale_kl, tone_l1
@@ -85,13 +86,17 @@ def train_step(g_step, d_step, opt_g, opt_d, batch: Batch, cfg: TrainConfig, *, 
     fakes, stats = g_step(photo, style)
     fake1, fake2 = fakes[:n], fakes[n:]
     terms = {
-        "perceptual": perceptual(fake1, sketch) if perceptual is not None and weights["perceptual"] else None,
         "tone": tone_l1(fake1, sketch),
         "kl": multiscale_kl(stats),
         "adv": gan(disc(photo.repeat(2, 1, 1, 1), fakes), True),
         "div": diversity_hinge(fake1, fake2, margins, ink_weight(sketch), cfg.diversity_knee),
     }
-    terms = {name: value for name, value in terms.items() if value is not None}
+    if perceptual is not None and weights["sample_div"]:
+        # both samples must look like the artist's drawing, and differ from each other as a person sees it
+        terms["perceptual"], between = perceptual.samples(fakes, sketch)
+        terms["sample_div"] = F.relu(cfg.sample_diversity_margin - between).mean()
+    elif perceptual is not None and weights["perceptual"]:
+        terms["perceptual"] = perceptual(fake1, sketch)
     loss_g = sum(weights[name] * value for name, value in terms.items())
     check_finite("generator", loss_g)
     opt_g.zero_grad(set_to_none=True)

@@ -103,7 +103,8 @@ def train(opts: TrainOptions) -> Path:
     elif ckpt is None and cfg.pretrained:
         model.encoder.backbone.load_state_dict(pretrained_backbone(model), strict=True)
     model, disc = model.to(device), disc.to(device)
-    perceptual = PerceptualLoss(cfg.perceptual_net).to(device) if cfg.loss_weights["perceptual"] > 0 else None
+    wanted = cfg.loss_weights["perceptual"] > 0 or cfg.loss_weights["sample_div"] > 0
+    perceptual = PerceptualLoss(cfg.perceptual_net).to(device) if wanted else None
     opt_g, opt_d = make_optimizers(model, disc, cfg)
     modules, optimizers = {"model": model, "disc": disc}, {"opt_g": opt_g, "opt_d": opt_d}
     if ckpt is not None:

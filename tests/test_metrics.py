@@ -132,3 +132,18 @@ def test_the_perceptual_loss_is_the_measure_and_teaches_only_the_generated_sketc
     torch.testing.assert_close(loss, STLPIPS("alex")(fake, real).mean())
     loss.backward()
     assert fake.grad.abs().sum() > 0 and real.grad is None  # the reference's features carry no graph
+
+
+@needs_stlpips
+def test_the_sample_terms_score_both_samples_and_the_gap_between_them():
+    from sketchify.losses import PerceptualLoss
+    from sketchify.perceptual import STLPIPS
+
+    torch.manual_seed(0)
+    fakes, real = torch.rand(4, 1, 48, 48, requires_grad=True), torch.rand(2, 1, 48, 48)
+    to_reference, between = PerceptualLoss("alex").samples(fakes, real)
+    judge = STLPIPS("alex")
+    torch.testing.assert_close(to_reference, judge(fakes, real.repeat(2, 1, 1, 1)).mean())
+    torch.testing.assert_close(between, judge(fakes[:2], fakes[2:]))
+    between.sum().backward()  # the diversity term moves both samples
+    assert fakes.grad[:2].abs().sum() > 0 and fakes.grad[2:].abs().sum() > 0

@@ -6,6 +6,7 @@ import socket
 import subprocess
 import sys
 
+import pytest
 import torch
 from typer.testing import CliRunner
 
@@ -225,3 +226,20 @@ def test_training_with_worker_processes(pair_dir, tmp_path):
     result = train_cli(pair_dir, run, "--workers", "1", epochs=1)
     assert result.exit_code == 0, result.output
     assert (run / "model" / "model.safetensors").exists()
+
+
+def test_the_sample_diversity_term_pushes_two_samples_apart(pair_dir):
+    pytest.importorskip("stlpips_pytorch")
+    from sketchify.losses import PerceptualLoss
+
+    torch.manual_seed(0)
+    only = {k: 0.0 for k in tiny_training().loss_weights}
+    shape, cfg = tiny_config(), tiny_training(loss_weights={**only, "sample_div": 1.0}, sample_diversity_margin=1.0)
+    batch = collate([dataset(find_pairs(pair_dir, shape), cfg, augment=False)[i] for i in range(4)])
+    model, disc = SketchModel(shape), PatchDiscriminator(channels=4, layers=2)
+    opt_g, opt_d = torch.optim.Adam(model.parameters(), lr=3e-3), torch.optim.Adam(disc.parameters(), lr=1e-3)
+    perceptual = PerceptualLoss("alex")
+    steps = [train_step(GeneratorForward(model), disc, opt_g, opt_d, batch, cfg, styles=shape.styles,
+                        perceptual=perceptual) for _ in range(25)]
+    assert {"perceptual", "sample_div"} <= set(steps[0])  # both samples scored against the reference
+    assert sum(s["sample_div"] for s in steps[-5:]) / 5 < steps[0]["sample_div"] - 0.05, [s["sample_div"] for s in steps]
