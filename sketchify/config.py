@@ -24,7 +24,7 @@ LOSS_WEIGHTS = {
     "adv": 0.1,  # lambda: keeps the perceptual term from painting textures no artist draws (stripes, hatching)
     "div": 1.0,  # diversity hinge: two samples of one photo should differ where the reference draws
     # ST-LPIPS between two samples (and the perceptual term on both). Off: at 1.0 it bought diversity as speckle,
-    # the mean latent drew a washed-out sketch, and the samples' KID rose (the model card has the numbers)
+    # and the mean latent drew a washed-out sketch (the model card has the numbers)
     "sample_div": 0.0,
 }
 PERCEPTUAL_NETS = ("alex", "vgg")
