@@ -28,6 +28,7 @@ LOSS_WEIGHTS = {
     "sample_div": 0.0,
 }
 PERCEPTUAL_NETS = ("alex", "vgg")
+LATENT_STRIDES = (2, 4, 8, 16)  # the latent maps sit at these fractions of the photo's size
 
 
 class JsonConfig:
@@ -110,6 +111,10 @@ class ModelConfig(JsonConfig):
     draw_size: int = 240  # the short side of the photos it learned from: it draws best at that scale
     disc_channels: int = 48  # the discriminator is trained beside the model and kept in the checkpoint only
     disc_layers: int = 3
+    # Samples vary the latents at these strides; the finer ones stay at their mean: their noise draws speckle
+    # (the samples' KID doubles), the coarse ones another drawing of hair, shading and line weight
+    noise_strides: tuple[int, ...] = (8, 16)
+    sample_temperature: float = 6.0  # the samples' default: the KL weight is small, and so is sigma
 
     def check(self) -> list[str]:
         return [msg for bad, msg in [
@@ -124,6 +129,10 @@ class ModelConfig(JsonConfig):
             (not (1 <= self.style_dim <= MAX_WIDTH and 1 <= self.disc_channels <= MAX_WIDTH
                   and 1 <= self.disc_layers <= 8),
              f"style_dim and disc_channels should be from 1 to {MAX_WIDTH}, disc_layers from 1 to 8"),
+            (not self.noise_strides or not set(self.noise_strides) <= set(LATENT_STRIDES),
+             f"noise_strides should be some of {list(LATENT_STRIDES)}, got {list(self.noise_strides)}"),
+            (not (math.isfinite(self.sample_temperature) and 0 <= self.sample_temperature <= 100),
+             f"sample_temperature should be from 0 to 100, got {self.sample_temperature}"),
             (self.draw_size < self.stride or self.draw_size > 16384,
              f"draw_size should be from {self.stride} to 16384, got {self.draw_size}"),
         ] if bad]

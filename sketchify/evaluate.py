@@ -63,7 +63,7 @@ KID_SETS = ("model t=0", *BASELINES, "model samples")
 
 
 def evaluate(sketcher, pairs: list[Pair], *, judges: Judges, n_samples: int = 4, seed: int = 0,
-             temperature: float = 1.0, progress=lambda: None) -> dict:
+             temperature: float | None = None, progress=lambda: None) -> dict:
     """Per style: {method: {"stlpips", "mae", "ssim", "kid", "n"}}, the samples also with "worst_stlpips" and
     "diversity" (mean ST-LPIPS between two samples of one photo); every method on the same pairs. KID x 1000."""
     table: dict[str, dict[str, Scores]] = {}

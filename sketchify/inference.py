@@ -11,11 +11,12 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageOps
 
+from .config import LATENT_STRIDES
 from .device import pick_device
 from .errors import SketchifyError
 from .fast import FastSketch
 from .images import DEFAULT_MAX_SIDE, load_photo, to_rgb
-from .model import LATENT_STRIDES, SketchModel
+from .model import SketchModel
 from .serialization import CONFIG_NAME
 from .tensors import fit, to_image, to_tensor
 TILE = 512  # working images larger than TILE x TILE run tile by tile, so memory stays flat
@@ -112,8 +113,10 @@ class Sketcher:
         return results
 
     def samples(self, image: Image.Image | str | Path, n: int, *, style: str | None = None, seed: int | None = None,
-                temperature: float = 1.0) -> list[Image.Image]:
-        """n different sketches of one photo: n draws of eps around the same encoded photo."""
+                temperature: float | None = None) -> list[Image.Image]:
+        """n different sketches of one photo: n draws of eps around the same encoded photo, at the model's
+        sample_temperature unless given."""
+        temperature = self.config.sample_temperature if temperature is None else temperature
         check_noise(seed, temperature)
         photo = as_photo(image)
         x = self.prepare(photo)[None]
@@ -137,14 +140,15 @@ class Sketcher:
 
     def _noise(self, shape, seed: int | None, gen: torch.Generator | None = None) -> list[torch.Tensor]:
         """eps for one photo, one map per latent scale, drawn on the CPU so that a seed gives the same sketch
-        on any device."""
+        on any device; zero at the scales the model's noise_strides leave at their mean."""
         if gen is None and seed is not None:
             gen = torch.Generator().manual_seed(seed)
         s = self.config.stride
         _, _, h, w = shape
         h, w = -(-h // s) * s, -(-w // s) * s
-        return [torch.randn(k, h // f, w // f, generator=gen)
-                for k, f in zip(self.config.latent_channels, LATENT_STRIDES)]
+        eps = [torch.randn(k, h // f, w // f, generator=gen) for k, f in zip(self.config.latent_channels, LATENT_STRIDES)]
+        # every scale is drawn, so that a seed gives the same coarse noise whichever scales vary
+        return [e if f in self.config.noise_strides else torch.zeros_like(e) for e, f in zip(eps, LATENT_STRIDES)]
 
     @torch.inference_mode()
     def _draw(self, x: torch.Tensor, style, temperature: float, eps: list[torch.Tensor] | None) -> torch.Tensor:

@@ -13,7 +13,6 @@ from .efficientnet import EfficientNetLite0, block_specs
 
 # the EfficientNet-Lite0 blocks whose outputs give a latent, finest first: at 1/2, 1/4, 1/8 and 1/16 size
 TAPS = (0, 2, 4, 10)
-LATENT_STRIDES = (2, 4, 8, 16)
 LOGVAR_RANGE = (-10.0, 4.0)  # keeps sigma finite early in training
 
 # helpers

@@ -8,7 +8,8 @@ import numpy as np
 from PIL import Image
 from typer.testing import CliRunner
 
-from conftest import photo, sketch_of
+from conftest import lively, photo, sketch_of, tiny_config
+from sketchify.model import SketchModel
 from sketchify.cli import app
 
 runner = CliRunner()
@@ -91,6 +92,18 @@ def test_sample_writes_n_sketches_and_a_sheet(tiny_model_dir, photo_dir, tmp_pat
     assert invoke("sample", photo_dir / "img0.jpg", "--n", 3, "-o", out, "--seed", 1, "--overwrite",
                   "--weights", tiny_model_dir).exit_code == 0
     assert np.array_equal(first, np.asarray(Image.open(out / "img0_0.png")))  # the seed repeats
+
+
+def test_sample_draws_at_the_model_s_own_temperature_unless_told(photo_dir, tmp_path):
+    model = tmp_path / "calm"
+    lively(SketchModel(tiny_config(sample_temperature=0.0))).save_pretrained(model)
+    drawn = lambda out: [np.asarray(Image.open(out / f"img0_{i}.png")) for i in range(3)]  # noqa: E731
+    assert invoke("sample", photo_dir / "img0.jpg", "--n", 3, "-o", tmp_path / "a", "--weights", model).exit_code == 0
+    first, *rest = drawn(tmp_path / "a")
+    assert all(np.array_equal(first, other) for other in rest)  # its sample_temperature is 0: the mean, 3 times
+    assert invoke("sample", photo_dir / "img0.jpg", "--n", 3, "-o", tmp_path / "b", "-t", 2, "--weights", model).exit_code == 0
+    first, *rest = drawn(tmp_path / "b")
+    assert not any(np.array_equal(first, other) for other in rest)
 
 
 def test_eval_scores_model_and_baselines(tiny_model_dir, pair_dir, tmp_path):
