@@ -114,7 +114,7 @@ class ModelConfig(JsonConfig):
     # Samples vary the latents at these strides; the finer ones stay at their mean: their noise draws speckle
     # (the samples' KID doubles), the coarse ones another drawing of hair, shading and line weight
     noise_strides: tuple[int, ...] = (8, 16)
-    sample_temperature: float = 6.0  # the samples' default: the KL weight is small, and so is sigma
+    sample_temperature: float = 7.0  # the samples' default: the KL weight is small, and so is sigma
 
     def check(self) -> list[str]:
         return [msg for bad, msg in [
