@@ -16,11 +16,11 @@ import shutil
 import sys
 from pathlib import Path
 
-from PIL import Image, ImageChops, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageChops
 
 from .config import TrainConfig
 from .errors import SketchifyError
-from .images import IMAGE_SUFFIXES
+from .images import IMAGE_SUFFIXES, load_photo
 from .tensors import resize_short
 
 JPEG_QUALITY = 80  # near-lossless for photos and pencil at this size; FS2K + CUHK + BSDS pack into about 38 MB
@@ -44,22 +44,21 @@ def pack(folders: list[str | Path], out: str | Path, *, size: int = TrainConfig(
             try:
                 copy_scaled(src, dst, size) if src.suffix.lower() in IMAGE_SUFFIXES else shutil.copyfile(src, dst)
                 written += 1
-            except (OSError, UnidentifiedImageError, Image.DecompressionBombError) as e:
+            except SketchifyError as e:  # load_photo names the file and the problem
+                problems.append(str(e))
+            except OSError as e:
                 problems.append(f"{src}: {e}")
     return written, problems
 
 
 def copy_scaled(src: Path, dst: Path, size: int) -> None:
-    with Image.open(src) as im:
-        img = ImageOps.exif_transpose(im)  # the pixels as training sees them; the copy carries no EXIF
-        if img.mode not in ("L", "RGB"):
-            img = img.convert("RGB")
-        if img.mode == "RGB" and is_grey(img):  # a pencil sketch saved as RGB: a third of the bytes as grey
-            img = img.convert("L")
-        if min(img.size) > size:  # never enlarged: training scales up as well as this would
-            img = resize_short(img, size)
-        options = {"quality": JPEG_QUALITY} if dst.suffix.lower() in (".jpg", ".jpeg") else {}
-        img.save(dst, **options)
+    img = load_photo(src)  # read as training reads it: upright (the copy carries no EXIF), alpha on white paper
+    if is_grey(img):  # a pencil sketch saved as RGB: a third of the bytes as grey
+        img = img.convert("L")
+    if min(img.size) > size:  # never enlarged: training scales up as well as this would
+        img = resize_short(img, size)
+    options = {"quality": JPEG_QUALITY} if dst.suffix.lower() in (".jpg", ".jpeg") else {}
+    img.save(dst, **options)
 
 
 def is_grey(img: Image.Image, tolerance: int = 12) -> bool:
