@@ -22,13 +22,15 @@ LOSS_WEIGHTS = {
     "tone": 1.0,  # L1 between 4x4-pooled sketches: overall darkness and shading, blind to small offsets
     "kl": 0.001,  # beta, per latent element and scale: higher keeps sigma near 1, drowning the photo in noise
     "adv": 0.1,  # lambda: keeps the perceptual term from painting textures no artist draws (stripes, hatching)
+    # the feature discriminator (frozen ST-LPIPS AlexNet features, trained heads): whether a sketch looks drawn
+    "adv_features": 0.2,
     "div": 1.0,  # diversity hinge: two samples of one photo should differ where the reference draws
     # ST-LPIPS between two samples (and the perceptual term on both). Off: at 1.0 it bought diversity as speckle,
     # and the mean latent drew a washed-out sketch (the model card has the numbers)
     "sample_div": 0.0,
 }
 PERCEPTUAL_NETS = ("alex", "vgg")
-LATENT_STRIDES = (2, 4, 8, 16)  # the latent maps sit at these fractions of the photo's size
+KL_SCALE_KEYS = ("2", "4", "8", "16")  # the latent strides, finest first, as kl_scales names them
 
 
 class JsonConfig:
@@ -109,12 +111,13 @@ class ModelConfig(JsonConfig):
     deep_blocks: int = 2  # the generator's residual blocks at 1/16 size
     style_dim: int = 16
     draw_size: int = 240  # the short side of the photos it learned from: it draws best at that scale
-    disc_channels: int = 48  # the discriminator is trained beside the model and kept in the checkpoint only
+    # the discriminators are trained beside the model, kept in the checkpoint and shipped beside the weights
+    # (discriminator.safetensors), so that a run started from a model continues its adversary too
+    disc_channels: int = 48
     disc_layers: int = 3
-    # Samples vary the latents at these strides; the finer ones stay at their mean: their noise draws speckle
-    # (the samples' KID doubles), the coarse ones another drawing of hair, shading and line weight
-    noise_strides: tuple[int, ...] = (8, 16)
-    sample_temperature: float = 7.0  # the samples' default: the KL weight is small, and so is sigma
+    # Training samples every latent scale at this temperature, and `sample` draws the same way by default:
+    # a temperature the generator never saw draws blotches
+    sample_temperature: float = 1.0
 
     def check(self) -> list[str]:
         return [msg for bad, msg in [
@@ -129,8 +132,6 @@ class ModelConfig(JsonConfig):
             (not (1 <= self.style_dim <= MAX_WIDTH and 1 <= self.disc_channels <= MAX_WIDTH
                   and 1 <= self.disc_layers <= 8),
              f"style_dim and disc_channels should be from 1 to {MAX_WIDTH}, disc_layers from 1 to 8"),
-            (not self.noise_strides or not set(self.noise_strides) <= set(LATENT_STRIDES),
-             f"noise_strides should be some of {list(LATENT_STRIDES)}, got {list(self.noise_strides)}"),
             (not (math.isfinite(self.sample_temperature) and 0 <= self.sample_temperature <= 100),
              f"sample_temperature should be from 0 to 100, got {self.sample_temperature}"),
             (self.draw_size < self.stride or self.draw_size > 16384,
@@ -168,6 +169,10 @@ class TrainConfig(JsonConfig):
     # sample loses to a blank page
     style_diversity_margin: dict[str, float] = field(default_factory=dict)
     sample_diversity_margin: float = 0.15  # wanted ST-LPIPS between two samples of one photo (sample_div)
+    # the KL weight of each latent scale (by stride) times kl: more on the coarse ones keeps their sigma large
+    # enough that samples at temperature 1 differ in hair, shading and line weight
+    kl_scales: dict[str, float] = field(default_factory=lambda: {"2": 1.0, "4": 1.0, "8": 1.0, "16": 1.0})
+    augment_disc: bool = True  # DiffAugment (translation, cut-out) on what the feature discriminator sees
     image_size: int = 128  # training crop
     load_size: int = 240  # short side before the random crop: about the native size of the face photos
     batch_size: int = 8
@@ -180,11 +185,13 @@ class TrainConfig(JsonConfig):
 
     def check(self) -> list[str]:
         numbers = [self.diversity_margin, self.diversity_knee, self.sample_diversity_margin, *self.loss_weights.values(),
-                   *self.style_diversity_margin.values()]
+                   *self.style_diversity_margin.values(), *self.kl_scales.values()]
         unknown = sorted(set(self.loss_weights) - set(LOSS_WEIGHTS))
         return [msg for bad, msg in [
             (bool(unknown), f"loss_weights: unknown loss {unknown[0] if unknown else ''!r}; "
                             f"the losses are {', '.join(LOSS_WEIGHTS)}"),
+            (set(self.kl_scales) != set(KL_SCALE_KEYS),
+             f"kl_scales should give a factor for each of the strides {', '.join(KL_SCALE_KEYS)}"),
             (not all(math.isfinite(v) and v >= 0 for v in numbers),
              "loss weights, diversity margins and the knee should be finite numbers >= 0"),
             (self.perceptual_net not in PERCEPTUAL_NETS,
@@ -199,6 +206,10 @@ class TrainConfig(JsonConfig):
             (not (0 < self.lr < 1), f"lr should be between 0 and 1, got {self.lr}"),
             (not (0 <= self.val_fraction < 1), f"val_fraction should be in [0, 1), got {self.val_fraction}"),
         ] if bad]
+
+    def kl_factors(self) -> list[float]:
+        """The KL factor of each latent scale, finest first."""
+        return [self.kl_scales[k] for k in KL_SCALE_KEYS]
 
     def diversity_margins(self, styles: tuple[str, ...]) -> list[float]:
         """The diversity margin of each style, in style-index order."""

@@ -18,7 +18,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .model import LOGVAR_RANGE, TAPS, SketchModel, reparameterize
+from .model import LEAK, LOGVAR_RANGE, PAPER_BIAS, TAPS, SketchModel, reparameterize
 
 # Which of the 3 kernel rows (or columns) of a 3x3 convolution over a nearest-2x upsampled map fall on each of
 # the 2 low-resolution rows it reads: even output rows read rows i-1 and i, odd ones rows i and i+1.
@@ -75,7 +75,7 @@ class FastResBlock(nn.Module):
             self.register_buffer(name, value)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = F.leaky_relu_(F.conv2d(x, self.w1, self.b1, padding=1), 0.2)
+        h = F.leaky_relu_(F.conv2d(x, self.w1, self.b1, padding=1), LEAK)
         return x + F.conv2d(h, self.w2, self.b2, padding=1)
 
 
@@ -98,7 +98,7 @@ class FastUpBlock(nn.Module):
         else:
             out = self.bias.view(1, -1, 1, 1).expand(n, -1, 2 * height, 2 * width)
             out = out.contiguous(memory_format=torch.channels_last)
-        return F.leaky_relu_(add_phases(out, phases), 0.2)
+        return F.leaky_relu_(add_phases(out, phases), LEAK)
 
 
 class FastSketch(nn.Module):
@@ -116,12 +116,12 @@ class FastSketch(nn.Module):
             w1, w2, w4, w8, w16 = c.widths
             self.up = nn.ModuleList(FastUpBlock(b, b.film(code), in_channels=w)
                                     for b, w in zip(g.up, (w16, w8, w4, w2)))
-            w, b = folded(g.to_sketch, shift=2.0)  # the generator's "start near white paper" offset
+            w, b = folded(g.to_sketch, shift=PAPER_BIAS)
             self.register_buffer("w_out", w)
             self.register_buffer("b_out", b)
 
     def latents(self, photo: torch.Tensor, temperature: float, eps: list[torch.Tensor] | None) -> list[torch.Tensor]:
-        """The encoder's latents, finest first, sampled as SketchModel.forward samples them."""
+        """The encoder's latents, finest first, sampled as model.sample_latents samples them (every scale)."""
         eps = eps if eps is not None else [None] * len(self.heads)
         zs = []
         for head, h, e in zip(self.heads, self.backbone.features(photo, TAPS), eps):

@@ -13,8 +13,9 @@ import torch
 
 from .config import ModelConfig
 from .errors import SketchifyError
-from .model import PatchDiscriminator, SketchModel
-from .serialization import CHECKPOINT_NAME, load_model, load_strict, prefixed, read_checkpoint, restore
+from .model import Discriminator, SketchModel
+from .serialization import (CHECKPOINT_NAME, load_discriminator, load_model, load_strict, prefixed, read_checkpoint,
+                            resolve_model_folder, restore)
 
 GROWABLE = ("deep_blocks", "styles", "default_style", "draw_size",
             "disc_channels", "disc_layers")  # the discriminator restarts when its shape changes
@@ -33,13 +34,14 @@ def load_source(source: str | Path) -> Source:
     if path.is_dir() and (path / CHECKPOINT_NAME).is_file():
         path = path / CHECKPOINT_NAME
     elif path.is_dir() and (path / "model").is_dir():
-        return Source(load_model(path / "model"), None, path / "model")
+        path = path / "model"
     if path.is_file():
         ckpt = read_checkpoint(path)
         model = SketchModel(ckpt.model)
         restore(path, ckpt, modules={"model": model}, optimizers={})
         return Source(model.eval(), prefixed(ckpt.tensors, "disc"), path)
-    return Source(load_model(source), None, source)
+    folder = resolve_model_folder(source if not path.is_dir() else path)
+    return Source(load_model(folder), load_discriminator(folder), folder)
 
 
 def grow(old: SketchModel, config: ModelConfig) -> SketchModel:
@@ -78,7 +80,7 @@ def draws_alike(old: SketchModel, new: SketchModel) -> bool:
     return torch.allclose(old(photo, style, temperature=0.0), new(photo, style, temperature=0.0), atol=1e-5)
 
 
-def start_from(source: Source, model: SketchModel, disc: PatchDiscriminator, log) -> None:
+def start_from(source: Source, model: SketchModel, disc: Discriminator, log) -> None:
     """Copy (and grow) the source's weights into a fresh model, and its discriminator where shapes match."""
     model.load_state_dict(grow(source.model, model.config).state_dict())
     log(f"starting from {source.where}" + ("" if model.config == source.model.config else ", grown"))

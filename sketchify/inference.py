@@ -11,12 +11,11 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageOps
 
-from .config import LATENT_STRIDES
 from .device import pick_device
 from .errors import SketchifyError
 from .fast import FastSketch
 from .images import DEFAULT_MAX_SIDE, load_photo, to_rgb
-from .model import SketchModel
+from .model import LATENT_STRIDES, SketchModel, draw_noise
 from .serialization import CONFIG_NAME
 from .tensors import fit, to_image, to_tensor
 TILE = 512  # working images larger than TILE x TILE run tile by tile, so memory stays flat
@@ -139,16 +138,13 @@ class Sketcher:
         return tuple(max(s, round(side * scale / s) * s) for side in (w, h))
 
     def _noise(self, shape, seed: int | None, gen: torch.Generator | None = None) -> list[torch.Tensor]:
-        """eps for one photo, one map per latent scale, drawn on the CPU so that a seed gives the same sketch
-        on any device; zero at the scales the model's noise_strides leave at their mean."""
+        """eps for one photo, one map per latent scale (model.draw_noise), for a working size rounded up to the
+        stride."""
         if gen is None and seed is not None:
             gen = torch.Generator().manual_seed(seed)
         s = self.config.stride
         _, _, h, w = shape
-        h, w = -(-h // s) * s, -(-w // s) * s
-        eps = [torch.randn(k, h // f, w // f, generator=gen) for k, f in zip(self.config.latent_channels, LATENT_STRIDES)]
-        # every scale is drawn, so that a seed gives the same coarse noise whichever scales vary
-        return [e if f in self.config.noise_strides else torch.zeros_like(e) for e, f in zip(eps, LATENT_STRIDES)]
+        return draw_noise(self.config.latent_channels, -(-h // s) * s, -(-w // s) * s, gen)
 
     @torch.inference_mode()
     def _draw(self, x: torch.Tensor, style, temperature: float, eps: list[torch.Tensor] | None) -> torch.Tensor:

@@ -12,9 +12,11 @@ def kl_divergence(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     return 0.5 * (mu.pow(2) + logvar.exp() - 1 - logvar).mean()
 
 
-def multiscale_kl(stats: list[tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:
-    """The KL term summed over the latent scales, each averaged over its elements."""
-    return sum(kl_divergence(mu, logvar) for mu, logvar in stats)
+def multiscale_kl(stats: list[tuple[torch.Tensor, torch.Tensor]], factors: list[float] | None = None) -> torch.Tensor:
+    """The KL term summed over the latent scales, each averaged over its elements and times its factor (finest
+    first): a larger factor on a coarse scale keeps its sigma nearer 1, so that samples differ there."""
+    factors = factors or [1.0] * len(stats)
+    return sum(f * kl_divergence(mu, logvar) for f, (mu, logvar) in zip(factors, stats))
 
 
 def tone_l1(fake: torch.Tensor, real: torch.Tensor, cell: int = 4) -> torch.Tensor:
@@ -96,3 +98,7 @@ class GANLoss(nn.Module):
     def forward(self, prediction: torch.Tensor, real: bool) -> torch.Tensor:
         target = torch.ones_like(prediction) if real else torch.zeros_like(prediction)
         return F.mse_loss(prediction, target)
+
+    def levels(self, predictions: list[torch.Tensor], real: bool) -> torch.Tensor:
+        """The mean over a multi-level discriminator's outputs."""
+        return sum(self(p, real) for p in predictions) / len(predictions)

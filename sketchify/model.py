@@ -14,12 +14,15 @@ from .efficientnet import EfficientNetLite0, block_specs
 # the EfficientNet-Lite0 blocks whose outputs give a latent, finest first: at 1/2, 1/4, 1/8 and 1/16 size
 TAPS = (0, 2, 4, 10)
 LOGVAR_RANGE = (-10.0, 4.0)  # keeps sigma finite early in training
+LATENT_STRIDES = (2, 4, 8, 16)  # the latent maps sit at these fractions of the photo's size, finest first
+LEAK = 0.2  # the LeakyReLU slope of every network here
+PAPER_BIAS = 2.0  # added before the sketch's sigmoid: an untrained generator draws near-white paper (0.88)
 
 # helpers
 
 
 def act() -> nn.Module:
-    return nn.LeakyReLU(0.2, inplace=True)
+    return nn.LeakyReLU(LEAK, inplace=True)
 
 
 def reparameterize(mu: torch.Tensor, logvar: torch.Tensor, temperature: float = 1.0,
@@ -30,6 +33,23 @@ def reparameterize(mu: torch.Tensor, logvar: torch.Tensor, temperature: float = 
     if eps is None:
         eps = torch.randn_like(mu)
     return mu + temperature * torch.exp(0.5 * logvar) * eps
+
+
+def sample_latents(stats: list[tuple[torch.Tensor, torch.Tensor]], temperature: float = 1.0,
+                   eps: list[torch.Tensor] | None = None) -> list[torch.Tensor]:
+    """How a sketch is sampled, the one definition that training, its grids and inference share: every latent
+    scale drawn from q(z|x) at one temperature (1: the distribution training samples and learns from; 0: the
+    means, the mean sketch)."""
+    eps = eps if eps is not None else [None] * len(stats)
+    return [reparameterize(mu, logvar, temperature, e) for (mu, logvar), e in zip(stats, eps)]
+
+
+def draw_noise(latent_channels: tuple[int, ...], height: int, width: int,
+               generator: torch.Generator | None = None) -> list[torch.Tensor]:
+    """eps for one photo of height x width (multiples of the coarsest stride): a (k, h/s, w/s) map per scale,
+    drawn on the CPU so that a seed gives the same sketch on any device."""
+    return [torch.randn(k, height // s, width // s, generator=generator)
+            for k, s in zip(latent_channels, LATENT_STRIDES)]
 
 
 def modulate(h: torch.Tensor, film: torch.Tensor) -> torch.Tensor:
@@ -123,7 +143,7 @@ class Generator(nn.Module):
             h = block(h, style)
         for block, z in zip(self.up, (z8, z4, z2, None)):
             h = block(h, z, style)
-        return torch.sigmoid(self.to_sketch(h) + 2.0)  # start near white paper
+        return torch.sigmoid(self.to_sketch(h) + PAPER_BIAS)
 
 
 class PatchDiscriminator(nn.Module):
@@ -144,6 +164,44 @@ class PatchDiscriminator(nn.Module):
         return self.net(torch.cat([photo * 2 - 1, sketch * 2 - 1], dim=1))
 
 
+class FeatureDiscriminator(nn.Module):
+    """Judges sketches on a frozen pretrained network's features (a vision-aided GAN, Kumari et al. 2022): a small
+    patch head per feature level. Its logits add a projection on the style (Miyato & Koyama 2018), so that each
+    style is judged against its own artists' drawings, not against all of them."""
+
+    def __init__(self, *, feature_channels: tuple[int, ...], channels: int, styles: int):
+        super().__init__()
+        sn = nn.utils.parametrizations.spectral_norm
+        self.heads = nn.ModuleList(nn.Sequential(sn(nn.Conv2d(c, channels, 3, padding=1)), act())
+                                   for c in feature_channels)
+        self.logits = nn.ModuleList(sn(nn.Conv2d(channels, 1, 1)) for _ in feature_channels)
+        self.styles = nn.ModuleList(nn.Embedding(styles, channels) for _ in feature_channels)
+
+    def forward(self, features: list[torch.Tensor], style: torch.Tensor) -> list[torch.Tensor]:
+        out = []
+        for f, head, logit, code in zip(features, self.heads, self.logits, self.styles):
+            h = head(f)
+            out.append(logit(h) + (h * code(style)[:, :, None, None]).sum(1, keepdim=True))
+        return out
+
+
+class Discriminator(nn.Module):
+    """Both judges of the GAN: the patch discriminator on (photo, sketch) pixels, which holds the drawing to its
+    photo, and the feature discriminator on the sketch alone, which asks whether it looks drawn."""
+
+    def __init__(self, config: ModelConfig, *, feature_channels: tuple[int, ...]):
+        super().__init__()
+        self.patch = PatchDiscriminator(channels=config.disc_channels, layers=config.disc_layers)
+        self.features = FeatureDiscriminator(feature_channels=feature_channels, channels=config.disc_channels,
+                                             styles=len(config.styles))
+
+    def forward(self, photo: torch.Tensor, sketch: torch.Tensor, features: list[torch.Tensor] | None,
+                style: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """Patch logits of the (photo, sketch) pairs, and the feature discriminator's logits per level (none
+        without features)."""
+        return self.patch(photo, sketch), (self.features(features, style) if features is not None else [])
+
+
 class SketchModel(nn.Module):
     """Encoder + generator + style codes: everything inference needs, saved as a model folder."""
 
@@ -162,15 +220,15 @@ class SketchModel(nn.Module):
     def decode(self, zs: list[torch.Tensor], style: torch.Tensor) -> torch.Tensor:
         return self.generator(zs, self.style_embedding(style))
 
-    def forward(self, photo: torch.Tensor, style: torch.Tensor, temperature: float = 1.0,
+    def forward(self, photo: torch.Tensor, style: torch.Tensor, temperature: float | None = None,
                 eps: list[torch.Tensor] | None = None) -> torch.Tensor:
         """Photo batch (N, 3, H, W) in [0, 1], H and W multiples of config.stride -> sketch batch (N, 1, H, W).
 
-        eps (one (N, k, H/s, W/s) map per scale s = 2, 4, 8, 16) fixes the noise; by default it is drawn fresh.
+        A sample at the model's sample_temperature unless given (0: the mean sketch). eps (one (N, k, H/s, W/s)
+        map per scale s = 2, 4, 8, 16) fixes the noise; by default it is drawn fresh.
         """
-        stats = self.encode(photo)
-        eps = eps if eps is not None else [None] * len(stats)
-        return self.decode([reparameterize(mu, logvar, temperature, e) for (mu, logvar), e in zip(stats, eps)], style)
+        t = self.config.sample_temperature if temperature is None else temperature
+        return self.decode(sample_latents(self.encode(photo), t, eps), style)
 
     # the model folder (config.json + model.safetensors): sketchify.serialization reads and writes it
 

@@ -104,6 +104,7 @@ class STLPIPS(nn.Module):
         if net not in NETS:
             raise SketchifyError(f"unknown ST-LPIPS net {net!r}; choose from {', '.join(NETS)}")
         make_stages, channels, starts = NETS[net]
+        self.channels = channels  # of each stage's features
         self.stages = make_stages()
         self.heads = nn.ModuleList(nn.Conv2d(c, 1, 1, bias=False) for c in channels)
         # LPIPS's input scaling: images in [-1, 1] shifted and scaled to ImageNet's statistics

@@ -21,6 +21,7 @@ from .model import SketchModel
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
 CHECKPOINT_NAME = "checkpoint.safetensors"
+DISCRIMINATOR_NAME = "discriminator.safetensors"  # beside a model's weights: training's adversary, to continue it
 
 
 # the model folder, as huggingface_hub lays it out
@@ -45,6 +46,19 @@ def load_model(source: str | Path, *, device: str | torch.device = "cpu") -> Ske
     model = SketchModel(config)
     load_strict(model, load_weights(folder / WEIGHTS_NAME), "weights do not match config.json")
     return model.to(device).eval()
+
+
+def save_discriminator(disc: nn.Module, folder: str | Path) -> None:
+    from safetensors.torch import save_file
+
+    state = {k: v.detach().cpu().contiguous() for k, v in disc.state_dict().items()}
+    atomic_write(Path(folder) / DISCRIMINATOR_NAME, lambda p: save_file(state, str(p), metadata={"format": "pt"}))
+
+
+def load_discriminator(folder: str | Path) -> dict[str, torch.Tensor] | None:
+    """The discriminator's weights saved beside a model, if any (a model folder needs none to draw)."""
+    path = Path(folder) / DISCRIMINATOR_NAME
+    return load_weights(path) if path.is_file() else None
 
 
 def header_shapes(path: Path) -> dict[str, tuple[int, ...]]:

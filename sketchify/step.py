@@ -1,4 +1,4 @@
-"""One training step: encoder + generator against the patch discriminator, on named batches."""
+"""One training step: encoder + generator against the two discriminators, on named batches."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import torch.nn.functional as F
 
 from .config import TrainConfig
 from .losses import GANLoss, diversity_hinge, ink_weight, multiscale_kl, tone_l1
-from .model import SketchModel, reparameterize
+from .model import SketchModel, sample_latents
 
 
 @dataclass
@@ -36,7 +36,8 @@ class NonFiniteLoss(ArithmeticError):
 class GeneratorForward(nn.Module):
     """One forward() for the generator side of a step, so that DistributedDataParallel can wrap it.
 
-    Encodes each photo once and decodes two latents sampled around it (the diversity term compares them).
+    Encodes each photo once and decodes two latents sampled around it, exactly as `sample` samples them (the
+    diversity term compares them, and the discriminators judge both).
     """
 
     def __init__(self, model: SketchModel):
@@ -45,7 +46,8 @@ class GeneratorForward(nn.Module):
 
     def forward(self, photo: torch.Tensor, style: torch.Tensor):
         stats = self.model.encode(photo)
-        zs = [torch.cat([reparameterize(mu, logvar), reparameterize(mu, logvar)]) for mu, logvar in stats]
+        t = self.model.config.sample_temperature
+        zs = [torch.cat(pair) for pair in zip(sample_latents(stats, t), sample_latents(stats, t))]
         fakes = self.model.decode(zs, torch.cat([style, style]))
         return fakes, stats
 
@@ -67,17 +69,20 @@ def set_lr(opt: torch.optim.Optimizer, lr: float) -> None:
 
 
 def train_step(g_step, d_step, opt_g, opt_d, batch: Batch, cfg: TrainConfig, *, styles: tuple[str, ...],
-               perceptual: nn.Module | None = None) -> dict[str, float]:
-    """One optimisation step of encoder + generator, then one of the discriminator; the batch on the model's device.
+               perceptual: nn.Module | None = None, trunk: nn.Module | None = None) -> dict[str, float]:
+    """One optimisation step of encoder + generator, then one of the discriminators; the batch on the model's
+    device. trunk: the frozen network whose features the feature discriminator judges (None: pixels only).
 
     The generator's loss is the sum of the terms below, each times its weight in cfg.loss_weights (a term whose
-    weight is 0 is not computed). Returns every term (and the discriminator's loss "d") as a float.
+    weight is 0 is not computed). Returns every term (and the discriminators' loss "d") as a float.
     """
     gan = GANLoss()
     photo, sketch, style = batch.photo, batch.sketch, batch.style
     n = len(photo)
     weights = cfg.loss_weights
     margins = torch.tensor(cfg.diversity_margins(styles), device=photo.device)[style]  # on the device: no host sync
+    judge_features = trunk is not None and weights["adv_features"] > 0
+    augment = diff_augment if cfg.augment_disc else (lambda x: x)
 
     # encoder + generator: look like the artist's drawing, stay near the prior, fool D, keep two samples apart.
     # D is frozen and called unwrapped here, so DDP syncs only the gradients D really needs.
@@ -87,10 +92,14 @@ def train_step(g_step, d_step, opt_g, opt_d, batch: Batch, cfg: TrainConfig, *, 
     fake1, fake2 = fakes[:n], fakes[n:]
     terms = {
         "tone": tone_l1(fake1, sketch),
-        "kl": multiscale_kl(stats),
-        "adv": gan(disc(photo.repeat(2, 1, 1, 1), fakes), True),
+        "kl": multiscale_kl(stats, cfg.kl_factors()),
+        "adv": gan(disc.patch(photo.repeat(2, 1, 1, 1), fakes), True),
         "div": diversity_hinge(fake1, fake2, margins, ink_weight(sketch), cfg.diversity_knee),
     }
+    if judge_features:
+        # the first sample of each photo: it is drawn as `sample` draws, and one per photo halves the trunk's cost
+        fake_features = trunk.features(augment(fake1))
+        terms["adv_features"] = gan.levels(disc.features(fake_features, style), True)
     if perceptual is not None and weights["sample_div"]:
         # both samples must look like the artist's drawing, and differ from each other as a person sees it
         terms["perceptual"], between = perceptual.samples(fakes, sketch)
@@ -103,10 +112,18 @@ def train_step(g_step, d_step, opt_g, opt_d, batch: Batch, cfg: TrainConfig, *, 
     loss_g.backward()
     opt_g.step()
 
-    # discriminator: real pairs against both generated sketches, in one forward pass
+    # discriminators: real pairs against both generated sketches, each in one forward pass
     disc.requires_grad_(True)
-    judged = d_step(photo.repeat(3, 1, 1, 1), torch.cat([sketch, fakes.detach()]))
-    loss_d = 0.5 * (gan(judged[:n], True) + gan(judged[n:], False))
+    drawn = torch.cat([sketch, fakes.detach()])
+    features = None
+    if judge_features:
+        with torch.no_grad():  # the trunk is frozen, and the generated sketches' features are those of above
+            features = [torch.cat([r, f.detach()]) for r, f in zip(trunk.features(augment(sketch)), fake_features)]
+    patch, levels = d_step(photo.repeat(3, 1, 1, 1), drawn, features, style.repeat(2))
+    loss_d = 0.5 * (gan(patch[:n], True) + gan(patch[n:], False))
+    if levels:
+        loss_d = loss_d + 0.5 * (gan.levels([x[:n] for x in levels], True) +
+                                 gan.levels([x[n:] for x in levels], False))
     check_finite("discriminator", loss_d)
     opt_d.zero_grad(set_to_none=True)
     loss_d.backward()
@@ -114,6 +131,26 @@ def train_step(g_step, d_step, opt_g, opt_d, batch: Batch, cfg: TrainConfig, *, 
 
     terms["d"] = loss_d
     return {k: float(v.detach()) for k, v in terms.items()}
+
+
+def diff_augment(sketches: torch.Tensor, shift: float = 0.125, cut: float = 0.5) -> torch.Tensor:
+    """Differentiable augmentation for a discriminator's input (Zhao et al. 2020), the same kinds for real and
+    generated sketches: a random translation by up to 1/8 of the side and one cut-out square of half the side,
+    both filled with paper. With ~1000 drawings a discriminator otherwise memorises them, and its verdicts stop
+    teaching the generator anything; colour changes are left out: the page's whiteness is part of what it judges."""
+    n, _, h, w = sketches.shape
+    dy, dx = int(h * shift), int(w * shift)
+    padded = F.pad(sketches, (dx, dx, dy, dy), value=1.0)
+    tops = torch.randint(0, 2 * dy + 1, (n,)).tolist()
+    lefts = torch.randint(0, 2 * dx + 1, (n,)).tolist()
+    out = torch.stack([padded[i, :, t:t + h, l:l + w] for i, (t, l) in enumerate(zip(tops, lefts))])
+    ch, cw = int(h * cut), int(w * cut)
+    ys = torch.randint(-ch // 2, h - ch // 2 + 1, (n, 1, 1, 1), device=out.device)
+    xs = torch.randint(-cw // 2, w - cw // 2 + 1, (n, 1, 1, 1), device=out.device)
+    rows = torch.arange(h, device=out.device).view(1, 1, h, 1)
+    cols = torch.arange(w, device=out.device).view(1, 1, 1, w)
+    hole = (rows >= ys) & (rows < ys + ch) & (cols >= xs) & (cols < xs + cw)
+    return out.masked_fill(hole, 1.0)
 
 
 def check_finite(side: str, loss: torch.Tensor) -> None:

@@ -23,9 +23,11 @@ from .data import SketchDataset, balanced_sampler, find_contours, find_pairs, sp
 from .device import pick_device
 from .errors import SketchifyError
 from .finetune import Source, load_source, start_from
-from .model import PatchDiscriminator, SketchModel
-from .serialization import CHECKPOINT_NAME, WEIGHTS_NAME, Checkpoint, read_checkpoint, restore, save_checkpoint
+from .model import Discriminator, SketchModel
+from .serialization import (CHECKPOINT_NAME, WEIGHTS_NAME, Checkpoint, read_checkpoint, restore, save_checkpoint,
+                            save_discriminator)
 from .losses import PerceptualLoss
+from .perceptual import NETS, STLPIPS
 from .step import Batch, GeneratorForward, NonFiniteLoss, collate, make_optimizers, set_lr, train_step
 
 TRAINING_NAME = "training.json"
@@ -97,7 +99,7 @@ def train(opts: TrainOptions) -> Path:
                                          drop_last=len(train_set) >= cfg.batch_size * world, **workers)
 
     model = SketchModel(model_cfg)
-    disc = PatchDiscriminator(channels=model_cfg.disc_channels, layers=model_cfg.disc_layers)
+    disc = Discriminator(model_cfg, feature_channels=NETS["alex"][1])
     if source is not None:
         start_from(source, model, disc, log)
     elif ckpt is None and cfg.pretrained:
@@ -105,6 +107,7 @@ def train(opts: TrainOptions) -> Path:
     model, disc = model.to(device), disc.to(device)
     wanted = cfg.loss_weights["perceptual"] > 0 or cfg.loss_weights["sample_div"] > 0
     perceptual = PerceptualLoss(cfg.perceptual_net).to(device) if wanted else None
+    trunk = feature_trunk(perceptual, cfg).to(device) if cfg.loss_weights["adv_features"] > 0 else None
     opt_g, opt_d = make_optimizers(model, disc, cfg)
     modules, optimizers = {"model": model, "disc": disc}, {"opt_g": opt_g, "opt_d": opt_d}
     if ckpt is not None:
@@ -115,7 +118,7 @@ def train(opts: TrainOptions) -> Path:
     if distributed:
         ids = [device.index] if device.type == "cuda" else None
         g_step = nn.parallel.DistributedDataParallel(g_step, device_ids=ids)
-        d_step = nn.parallel.DistributedDataParallel(disc, device_ids=ids)
+        d_step = nn.parallel.DistributedDataParallel(disc, device_ids=ids, find_unused_parameters=trunk is None)
     # No mixed precision: float32 throughout (cuDNN's convolutions use TF32 on a GPU by default). bf16 would buy no
     # speed (a step of a model this small is bound by kernel launches, not arithmetic), and just below white paper
     # its steps are 1/256 apart: the faintest pencil, one grey level from white, would round to the paper itself.
@@ -138,7 +141,7 @@ def train(opts: TrainOptions) -> Path:
             for batch in loader:
                 try:
                     losses = train_step(g_step, d_step, opt_g, opt_d, batch.to(device), cfg, styles=model_cfg.styles,
-                                        perceptual=perceptual)
+                                        perceptual=perceptual, trunk=trunk)
                 except NonFiniteLoss as e:
                     kept = f"the last good checkpoint {ckpt_path} is intact" if ckpt_path.exists() else "no checkpoint was written yet"
                     raise SketchifyError(f"{e} in epoch {epoch}; training stopped, {kept}") from None
@@ -167,6 +170,7 @@ def train(opts: TrainOptions) -> Path:
 
     if main:
         model.eval().save_pretrained(run / "model")
+        save_discriminator(disc, run / "model")  # so that `--init-from` this model continues its adversary too
         log(f"model saved to {run / 'model'}")
     if distributed:
         dist.barrier()
@@ -199,6 +203,14 @@ def load_data(opts: TrainOptions, model_cfg: ModelConfig, cfg: TrainConfig, log)
     shown = [p for s in range(len(model_cfg.styles)) for p in [q for q in val_pairs if q.style == s][:2]]
     val_set = SketchDataset(shown or train_pairs[:8], **sizes, augment=False)
     return train_set, val_set
+
+
+def feature_trunk(perceptual: PerceptualLoss | None, cfg: TrainConfig) -> STLPIPS:
+    """The frozen network the feature discriminator judges with: ST-LPIPS's AlexNet, shared with the perceptual
+    loss when that uses it (one set of weights in memory). Never EfficientNet-Lite0: that is KID's, the judge."""
+    if perceptual is not None and cfg.perceptual_net == "alex":
+        return perceptual.lpips
+    return STLPIPS("alex")
 
 
 def pretrained_backbone(model: SketchModel) -> dict[str, torch.Tensor]:

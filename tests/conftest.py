@@ -133,7 +133,7 @@ TINY_MODEL = dict(latent_channels=(1, 1, 1, 2), widths=(4, 4, 4, 4, 4), deep_blo
                   disc_channels=4, disc_layers=2)
 # no ImageNet weights and no perceptual network: the tests train a few steps of tiny models, offline and fast
 TINY_TRAIN = dict(image_size=32, load_size=40, batch_size=4, epochs=2, val_fraction=0.2, pretrained=False)
-TINY_LOSSES = {"perceptual": 0.0, "sample_div": 0.0}
+TINY_LOSSES = {"perceptual": 0.0, "sample_div": 0.0, "adv_features": 0.0}
 
 
 def tiny_config(**overrides) -> ModelConfig:

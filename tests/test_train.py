@@ -13,7 +13,8 @@ from typer.testing import CliRunner
 from conftest import tiny_config, tiny_settings, tiny_training
 from sketchify.cli import app
 from sketchify.data import Pair, SketchDataset, find_contours, find_pairs
-from sketchify.model import PatchDiscriminator, SketchModel
+from sketchify.model import Discriminator, SketchModel
+from sketchify.perceptual import NETS
 from sketchify.serialization import read_checkpoint, restore
 from sketchify.step import GeneratorForward, collate, train_step
 
@@ -29,7 +30,7 @@ def test_training_steps_lower_the_loss(pair_dir):
     shape, cfg = tiny_config(widths=(8, 8, 8, 16, 16)), tiny_training(loss_weights={"adv": 0.0})
     data = dataset(find_pairs(pair_dir, shape), cfg, augment=False)
     batch = collate([data[i] for i in range(8)])
-    model, disc = SketchModel(shape), PatchDiscriminator(channels=4, layers=2)
+    model, disc = SketchModel(shape), Discriminator(shape, feature_channels=NETS["alex"][1])
     opt_g = torch.optim.Adam(model.parameters(), lr=2e-3)
     opt_d = torch.optim.Adam(disc.parameters(), lr=2e-3)
     steps = [train_step(GeneratorForward(model), disc, opt_g, opt_d, batch, cfg, styles=shape.styles)
@@ -236,10 +237,63 @@ def test_the_sample_diversity_term_pushes_two_samples_apart(pair_dir):
     only = {k: 0.0 for k in tiny_training().loss_weights}
     shape, cfg = tiny_config(), tiny_training(loss_weights={**only, "sample_div": 1.0}, sample_diversity_margin=1.0)
     batch = collate([dataset(find_pairs(pair_dir, shape), cfg, augment=False)[i] for i in range(4)])
-    model, disc = SketchModel(shape), PatchDiscriminator(channels=4, layers=2)
+    disc = Discriminator(shape, feature_channels=NETS["alex"][1])
+    torch.manual_seed(0)  # the model and its noise as before the discriminator grew a second judge
+    model = SketchModel(shape)
     opt_g, opt_d = torch.optim.Adam(model.parameters(), lr=3e-3), torch.optim.Adam(disc.parameters(), lr=1e-3)
     perceptual = PerceptualLoss("alex")
     steps = [train_step(GeneratorForward(model), disc, opt_g, opt_d, batch, cfg, styles=shape.styles,
                         perceptual=perceptual) for _ in range(25)]
     assert {"perceptual", "sample_div"} <= set(steps[0])  # both samples scored against the reference
     assert sum(s["sample_div"] for s in steps[-5:]) / 5 < steps[0]["sample_div"] - 0.05, [s["sample_div"] for s in steps]
+
+
+def test_the_feature_discriminator_learns_to_tell_drawings_from_generated_sketches(pair_dir):
+    pytest.importorskip("stlpips_pytorch")
+    from sketchify.perceptual import STLPIPS
+
+    torch.manual_seed(0)
+    only = {k: 0.0 for k in tiny_training().loss_weights}
+    shape, cfg = tiny_config(), tiny_training(loss_weights={**only, "adv_features": 1.0})
+    batch = collate([dataset(find_pairs(pair_dir, shape), cfg, augment=False)[i] for i in range(4)])
+    model, disc = SketchModel(shape), Discriminator(shape, feature_channels=NETS["alex"][1])
+    opt_g, opt_d = torch.optim.Adam(model.parameters(), lr=1e-4), torch.optim.Adam(disc.parameters(), lr=2e-3)
+    trunk = STLPIPS("alex")
+    steps = [train_step(GeneratorForward(model), disc, opt_g, opt_d, batch, cfg, styles=shape.styles, trunk=trunk)
+             for _ in range(12)]
+    assert "adv_features" in steps[0]
+    assert sum(s["d"] for s in steps[-3:]) / 3 < 0.7 * steps[0]["d"], [s["d"] for s in steps]
+    with torch.no_grad():  # the drawings now score nearer "real" (1) than the model's sketches
+        fakes, _ = GeneratorForward(model)(batch.photo, batch.style)
+        real = disc.features(trunk.features(batch.sketch), batch.style)
+        fake = disc.features(trunk.features(fakes[:4]), batch.style)
+    assert sum(r.mean() for r in real) > sum(f.mean() for f in fake)
+
+
+def test_diff_augment_moves_and_cuts_on_paper():
+    from sketchify.step import diff_augment
+
+    torch.manual_seed(0)
+    ink = torch.zeros(16, 1, 32, 32, requires_grad=True)  # an all-black page shows where paper came in
+    out = diff_augment(ink)
+    assert out.shape == ink.shape
+    paper = (out == 1).float().mean(dim=(1, 2, 3))
+    assert (paper > 0).all() and (paper < 0.75).all()  # every one got some paper (shift or cut), none is blank
+    assert len(set(paper.tolist())) > 4  # each sketch its own shift and hole
+    out.sum().backward()
+    assert ink.grad.abs().sum() > 0
+
+
+def test_a_trained_model_ships_its_discriminator_and_init_from_continues_it(pair_dir, tmp_path):
+    from sketchify.serialization import DISCRIMINATOR_NAME, load_weights
+
+    first = tmp_path / "first"
+    assert train_cli(pair_dir, first, epochs=1).exit_code == 0
+    saved = load_weights(first / "model" / DISCRIMINATOR_NAME)
+    assert any(k.startswith("patch.") for k in saved) and any(k.startswith("features.") for k in saved)
+    second = tmp_path / "second"
+    result = train_cli(pair_dir, second, "--init-from", first / "model", epochs=1)
+    assert result.exit_code == 0, result.output
+    assert "starts afresh" not in result.output
+    ckpt = read_checkpoint(second / "checkpoint.safetensors")
+    assert ckpt.epoch == 1
