@@ -9,7 +9,6 @@ import threading
 import time
 from enum import Enum
 from pathlib import Path
-from typing import List, Optional, Tuple
 
 import typer
 from rich.console import Console
@@ -112,22 +111,22 @@ def load_sketcher(weights, device: Device, max_side: int = DEFAULT_MAX_SIDE, siz
 @app.command()
 @cli_errors
 def convert(
-    inputs: List[Path] = typer.Argument(..., readable=False, metavar="INPUT", help="Photos and folders of photos; - reads one photo from standard input."),
+    inputs: list[Path] = typer.Argument(..., readable=False, metavar="INPUT", help="Photos and folders of photos; - reads one photo from standard input."),
     output: Path = typer.Option(..., "--output", "-o", metavar="DIR", help="Folder for the sketches (created if needed); - writes one sketch to standard output."),
     recursive: bool = typer.Option(False, "--recursive", "-r", help="Descend into subfolders, keeping their structure under OUTPUT."),
-    style: Optional[str] = StyleOpt,
-    seed: Optional[int] = SeedOpt,
+    style: str | None = StyleOpt,
+    seed: int | None = SeedOpt,
     temperature: float = typer.Option(0.0, "--temperature", "-t", metavar="T", min=0.0, help="Noise scale; 0 gives the mean (cleanest) sketch."),
-    weights: Optional[str] = WeightsOpt,
+    weights: str | None = WeightsOpt,
     device: Device = DeviceOpt,
     batch_size: int = typer.Option(4, "--batch-size", "-b", metavar="N", min=1, help="Photos of one size drawn together."),
     fmt: str = typer.Option("png", "--format", "-f", metavar="png|jpg|webp", help="Output image format (jpeg and any case work too)."),
-    quality: Optional[int] = typer.Option(None, "--quality", "-q", metavar="Q", min=1, max=100, help="jpg/webp quality, 1-100 (default: jpg 92; webp lossless, exact grey like png)."),
+    quality: int | None = typer.Option(None, "--quality", "-q", metavar="Q", min=1, max=100, help="jpg/webp quality, 1-100 (default: jpg 92; webp lossless, exact grey like png)."),
     suffix: str = typer.Option("", "--suffix", metavar="TEXT", help="Appended to output names (photo.jpg -> photo{suffix}.png)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Redo sketches that already exist (never touches inputs)."),
-    shard: Optional[str] = typer.Option(None, "--shard", metavar="K/N", help="Convert only shard K (0-based) of N, chosen by a hash of each file's path, for N parallel jobs."),
+    shard: str | None = typer.Option(None, "--shard", metavar="K/N", help="Convert only shard K (0-based) of N, chosen by a hash of each file's path, for N parallel jobs."),
     max_side: int = MaxSideOpt,
-    size: Optional[int] = SizeOpt,
+    size: int | None = SizeOpt,
     max_pixels: int = MaxPixelsOpt,
 ):
     """Convert photos to sketches: sketchify convert photos/ -o sketches/"""
@@ -211,13 +210,13 @@ def sample(
     image: Path = typer.Argument(..., readable=False, metavar="PHOTO", help="One photo."),
     n: int = typer.Option(5, "--n", "-n", metavar="N", min=1, max=64, help="How many sketches."),
     output: Path = typer.Option(Path("."), "--output", "-o", metavar="DIR", help="Folder for STEM_0.png ... and STEM_sheet.png."),
-    style: Optional[str] = StyleOpt,
-    seed: Optional[int] = SeedOpt,
-    temperature: Optional[float] = typer.Option(None, "--temperature", "-t", metavar="T", min=0.0, help="Noise scale: higher varies more (default: the model's sample_temperature)."),
-    weights: Optional[str] = WeightsOpt,
+    style: str | None = StyleOpt,
+    seed: int | None = SeedOpt,
+    temperature: float | None = typer.Option(None, "--temperature", "-t", metavar="T", min=0.0, help="Noise scale: higher varies more (default: the model's sample_temperature)."),
+    weights: str | None = WeightsOpt,
     device: Device = DeviceOpt,
     max_side: int = MaxSideOpt,
-    size: Optional[int] = SizeOpt,
+    size: int | None = SizeOpt,
     max_pixels: int = MaxPixelsOpt,
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing sample files."),
 ):
@@ -245,15 +244,15 @@ def sample(
 @app.command()
 @cli_errors
 def train(
-    data: List[Path] = typer.Argument(..., metavar="DATA", help="Folders with photos/ and sketches/ (matching names) and optional styles.csv (name,style)."),
+    data: list[Path] = typer.Argument(..., metavar="DATA", help="Folders with photos/ and sketches/ (matching names) and optional styles.csv (name,style)."),
     output: Path = typer.Option(..., "--output", "-o", metavar="RUN", help="Run folder: training.json, checkpoint, log, sample grids, and the final model/."),
-    config: Optional[Path] = typer.Option(None, "--config", metavar="TRAINING.json", help="A training.json to start from (e.g. weights/training.json); --set overrides it."),
-    settings: List[str] = typer.Option([], "--set", metavar="KEY=VALUE", help="Override one setting of the model's shape or its training, e.g. --set lr=1e-4 --set loss_weights.adv=0.2; repeatable."),
-    epochs: Optional[int] = typer.Option(None, "--epochs", min=1, metavar="N", help="Same as --set epochs=N: passes over the training pairs (default 30)."),
-    init_from: Optional[str] = typer.Option(None, "--init-from", metavar="SOURCE", help="Start from a trained model: a model folder, a run folder, a checkpoint, or a Hub repo id; --set may grow it."),
-    default_style: Optional[str] = typer.Option(None, "--default-style", metavar="STYLE", help="Style of pairs that styles.csv does not name (default: the model's default)."),
-    contours: Optional[Tuple[Path, Path]] = typer.Option(None, "--contours", metavar="PHOTOS BOUNDARIES", help="Scene photos and the boundary maps people drew on them (BSDS500 layout, NAME.png, 255 = every annotator): trains the contour style."),
-    time_limit: Optional[float] = typer.Option(None, "--time-limit", metavar="MINUTES", help="Train for about this many minutes: the epochs are cut to what fits at the pace so far, so the learning rate still decays to the end; then export."),
+    config: Path | None = typer.Option(None, "--config", metavar="TRAINING.json", help="A training.json to start from (e.g. weights/training.json); --set overrides it."),
+    settings: list[str] = typer.Option([], "--set", metavar="KEY=VALUE", help="Override one setting of the model's shape or its training, e.g. --set lr=1e-4 --set loss_weights.adv=0.2; repeatable."),
+    epochs: int | None = typer.Option(None, "--epochs", min=1, metavar="N", help="Same as --set epochs=N: passes over the training pairs (default 30)."),
+    init_from: str | None = typer.Option(None, "--init-from", metavar="SOURCE", help="Start from a trained model: a model folder, a run folder, a checkpoint, or a Hub repo id; --set may grow it."),
+    default_style: str | None = typer.Option(None, "--default-style", metavar="STYLE", help="Style of pairs that styles.csv does not name (default: the model's default)."),
+    contours: tuple[Path, Path] | None = typer.Option(None, "--contours", metavar="PHOTOS BOUNDARIES", help="Scene photos and the boundary maps people drew on them (BSDS500 layout, NAME.png, 255 = every annotator): trains the contour style."),
+    time_limit: float | None = typer.Option(None, "--time-limit", metavar="MINUTES", help="Train for about this many minutes: the epochs are cut to what fits at the pace so far, so the learning rate still decays to the end; then export."),
     resume: bool = typer.Option(False, "--resume", help="Continue OUTPUT's run from its checkpoint; settings given with --set or --config replace the checkpoint's, and each change is printed."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Start again in an OUTPUT that holds a run."),
     device: Device = DeviceOpt,
@@ -279,24 +278,25 @@ def train(
 @app.command("eval")
 @cli_errors
 def evaluate(
-    data: Optional[List[Path]] = typer.Argument(None, metavar="[DATA]...", help="Folders with photos/ and sketches/ (and optional styles.csv)."),
+    data: list[Path] | None = typer.Argument(None, metavar="[DATA]...", help="Folders with photos/ and sketches/ (and optional styles.csv)."),
     split: Split = typer.Option(Split.all, "--split", metavar="all|val|train", help="Score every pair (all), or, on the model's own training data, the held-out pairs (val) or the training pairs."),
-    default_style: Optional[str] = typer.Option(None, "--default-style", metavar="STYLE", help="Style of pairs that styles.csv does not name."),
-    contours: Optional[Tuple[Path, Path]] = typer.Option(None, "--contours", metavar="PHOTOS BOUNDARIES", help="Also score contour F of the contour style on scene photos against the boundary maps of the same names (same --split)."),
+    default_style: str | None = typer.Option(None, "--default-style", metavar="STYLE", help="Style of pairs that styles.csv does not name."),
+    contours: tuple[Path, Path] | None = typer.Option(None, "--contours", metavar="PHOTOS BOUNDARIES", help="Also score contour F of the contour style on scene photos against the boundary maps of the same names (same --split)."),
     n: int = typer.Option(4, "--n", min=2, metavar="N", help="Samples per photo for the diversity score."),
     seed: int = typer.Option(0, "--seed", metavar="N", help="Seed for the samples' eps."),
-    temperature: Optional[float] = typer.Option(None, "--temperature", "-t", min=0.0, metavar="T", help="Noise scale of the samples (default: the model's sample_temperature)."),
-    limit: Optional[int] = typer.Option(None, "--limit", min=1, metavar="N", help="Score at most this many pairs per folder."),
-    weights: Optional[str] = WeightsOpt,
+    temperature: float | None = typer.Option(None, "--temperature", "-t", min=0.0, metavar="T", help="Noise scale of the samples (default: the model's sample_temperature)."),
+    limit: int | None = typer.Option(None, "--limit", min=1, metavar="N", help="Score at most this many pairs per folder."),
+    weights: str | None = WeightsOpt,
     device: Device = DeviceOpt,
-    json_out: Optional[Path] = typer.Option(None, "--json", metavar="FILE.json", help="Also write the scores to this JSON file."),
+    json_out: Path | None = typer.Option(None, "--json", metavar="FILE.json", help="Also write the scores to this JSON file."),
 ):
     """Score a model against reference sketches (ST-LPIPS, KID, MAE, SSIM, diversity) beside a blank page and the
     pencil filter, and optionally scenes against human contours (contour F). Needs pip install 'sketchify\\[train]'."""
     import json
 
     from .config import TrainConfig
-    from .data import find_contours, find_pairs, readable, split as split_pairs
+    from .data import find_contours, find_pairs, readable
+    from .data import split as split_pairs
 
     positive("--temperature", temperature, zero=True)
     if json_out and (json_out.is_dir() or not json_out.absolute().parent.is_dir()):
@@ -327,7 +327,8 @@ def evaluate(
         raise SketchifyError(f"no {split.value} photos with a boundary map in {contours[0]} and {contours[1]}")
     from rich.progress import Progress
 
-    from .evaluate import Judges, evaluate as score, evaluate_contours, score_tables
+    from .evaluate import Judges, evaluate_contours, score_tables
+    from .evaluate import evaluate as score
 
     results = {}
     with Progress(console=err, disable=not err.is_terminal, transient=True) as bar:

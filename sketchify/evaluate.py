@@ -4,8 +4,8 @@ human contours (contour F), each beside the baselines: a blank page, the pencil 
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import torch
 from PIL import Image
@@ -139,7 +139,7 @@ def score_tables(results: dict, pairs: str, scenes: str) -> list:
     """Rich tables of evaluate's (per style) and evaluate_contours' ("contours") results, titled by what was scored."""
     from rich.table import Table
 
-    fmt = lambda d, k, p=4: f"{d[k]:.{p}f}" if k in d else ""  # noqa: E731
+    fmt = lambda d, k, p=4: f"{d[k]:.{p}f}" if k in d else ""
     tables = []
     styles = {s: m for s, m in results.items() if s != "contours"}
     if styles:
@@ -149,7 +149,8 @@ def score_tables(results: dict, pairs: str, scenes: str) -> list:
         for style, methods in styles.items():
             for i, (method, m) in enumerate(methods.items()):
                 table.add_row(style if i == 0 else "", str(m["n"]) if i == 0 else "", method, fmt(m, "stlpips"),
-                              fmt(m, "worst_stlpips"), fmt(m, "diversity"), fmt(m, "kid", 1), fmt(m, "mae"), fmt(m, "ssim"))
+                              fmt(m, "worst_stlpips"), fmt(m, "diversity"), fmt(m, "kid", 1), fmt(m, "mae"),
+                              fmt(m, "ssim"))
         tables.append(table)
     if "contours" in results:
         table = Table(title=f"{scenes}; contour F of the dark strokes at the best threshold, higher is better")

@@ -19,6 +19,7 @@ from .images import DEFAULT_MAX_SIDE, load_photo, to_rgb
 from .model import SketchModel
 from .serialization import CONFIG_NAME
 from .tensors import fit, to_image, to_tensor
+
 TILE = 512  # working images larger than TILE x TILE run tile by tile, so memory stays flat
 OVERLAP = 128  # context each tile borrows from its neighbours (a multiple of the stride); covers the model's reach
 
@@ -59,7 +60,7 @@ class Sketcher:
 
     @classmethod
     def from_pretrained(cls, source: str | Path | None = None, *, device: str = "auto",
-                        max_side: int = DEFAULT_MAX_SIDE, size: int | None = None) -> "Sketcher":
+                        max_side: int = DEFAULT_MAX_SIDE, size: int | None = None) -> Sketcher:
         """Load a model folder, a Hub repo id, or (None) the shipped default weights."""
         dev = pick_device(device)
         model = SketchModel.from_pretrained(source if source is not None else default_weights(), device=dev)
@@ -146,7 +147,8 @@ class Sketcher:
         s = self.config.stride
         _, _, h, w = shape
         h, w = -(-h // s) * s, -(-w // s) * s
-        eps = [torch.randn(k, h // f, w // f, generator=gen) for k, f in zip(self.config.latent_channels, LATENT_STRIDES)]
+        eps = [torch.randn(k, h // f, w // f, generator=gen)
+               for k, f in zip(self.config.latent_channels, LATENT_STRIDES)]
         # every scale is drawn, so that a seed gives the same coarse noise whichever scales vary
         return [e if f in self.config.noise_strides else torch.zeros_like(e) for e, f in zip(eps, LATENT_STRIDES)]
 

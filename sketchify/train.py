@@ -23,9 +23,9 @@ from .data import SketchDataset, balanced_sampler, find_contours, find_pairs, sp
 from .device import pick_device
 from .errors import SketchifyError
 from .finetune import Source, load_source, start_from
+from .losses import PerceptualLoss
 from .model import PatchDiscriminator, SketchModel
 from .serialization import CHECKPOINT_NAME, WEIGHTS_NAME, Checkpoint, read_checkpoint, restore, save_checkpoint
-from .losses import PerceptualLoss
 from .step import Batch, GeneratorForward, NonFiniteLoss, collate, make_optimizers, set_lr, train_step
 
 TRAINING_NAME = "training.json"

@@ -148,7 +148,7 @@ def tiny_training(**overrides) -> TrainConfig:
 def tiny_settings(**overrides) -> list[str]:
     """`train` arguments for a tiny model trained briefly: --set KEY=VALUE for each setting."""
     items = {**TINY_MODEL, **TINY_TRAIN, **{f"loss_weights.{k}": v for k, v in TINY_LOSSES.items()}, **overrides}
-    text = lambda v: ",".join(map(str, v)) if isinstance(v, tuple) else str(v)  # noqa: E731
+    text = lambda v: ",".join(map(str, v)) if isinstance(v, tuple) else str(v)
     return [arg for k, v in items.items() for arg in ("--set", f"{k}={text(v)}")]
 
 
@@ -179,7 +179,8 @@ def photo(seed: int, size=(48, 40)) -> Image.Image:
     draw = ImageDraw.Draw(img)
     for _ in range(3):
         x0, y0 = rng.integers(0, size[0] // 2 + 1), rng.integers(0, size[1] // 2 + 1)
-        draw.ellipse([x0, y0, x0 + size[0] // 2, y0 + size[1] // 2], fill=tuple(int(v) for v in rng.integers(0, 255, 3)))
+        colour = tuple(int(v) for v in rng.integers(0, 255, 3))
+        draw.ellipse([x0, y0, x0 + size[0] // 2, y0 + size[1] // 2], fill=colour)
     return img
 
 

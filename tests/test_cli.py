@@ -5,12 +5,12 @@ import subprocess
 import sys
 
 import numpy as np
+from conftest import lively, photo, sketch_of, tiny_config
 from PIL import Image
 from typer.testing import CliRunner
 
-from conftest import lively, photo, sketch_of, tiny_config
-from sketchify.model import SketchModel
 from sketchify.cli import app
+from sketchify.model import SketchModel
 
 runner = CliRunner()
 
@@ -97,7 +97,7 @@ def test_sample_writes_n_sketches_and_a_sheet(tiny_model_dir, photo_dir, tmp_pat
 def test_sample_draws_at_the_model_s_own_temperature_unless_told(photo_dir, tmp_path):
     model = tmp_path / "calm"
     lively(SketchModel(tiny_config(sample_temperature=0.0))).save_pretrained(model)
-    drawn = lambda out: [np.asarray(Image.open(out / f"img0_{i}.png")) for i in range(3)]  # noqa: E731
+    drawn = lambda out: [np.asarray(Image.open(out / f"img0_{i}.png")) for i in range(3)]
     assert invoke("sample", photo_dir / "img0.jpg", "--n", 3, "-o", tmp_path / "a", "--weights", model).exit_code == 0
     first, *rest = drawn(tmp_path / "a")
     assert all(np.array_equal(first, other) for other in rest)  # its sample_temperature is 0: the mean, 3 times

@@ -7,10 +7,8 @@ import shutil
 from pathlib import Path
 
 import pytest
-
 from conftest import assert_no_part_files, convert, digests, files, sample, stop_convert_midway
 from corpus import picture
-
 
 # ---------------------------------------------------------------- outputs
 

@@ -8,11 +8,11 @@ import re
 
 import numpy as np
 import pytest
+from conftest import cli, convert, files
+from corpus import exif_jpg, picture
 from PIL import Image
 
 import sketchify.convert as conv
-from conftest import cli, convert, files
-from corpus import exif_jpg, picture
 from sketchify.images import load_photo
 
 

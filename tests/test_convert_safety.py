@@ -8,17 +8,15 @@ import shutil
 import signal
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
+from conftest import assert_no_part_files, convert, deadline, digests, files, sample, stop_convert_midway
+from corpus import picture
 from PIL import Image
 
 import sketchify.convert as conv
-from conftest import assert_no_part_files, convert, deadline, digests, files, sample, stop_convert_midway
-from corpus import picture
 from sketchify.files import HOST, PART_PREFIX, PART_SUFFIX
 from sketchify.sheet import contact_sheet
-
 
 # ---------------------------------------------------------------- 1. one file's failure is one line
 

@@ -8,11 +8,11 @@ import math
 
 import pytest
 import torch
+from conftest import convert
+from corpus import picture
 from safetensors.torch import load_file, save_file
 
 import sketchify.serialization as serialization
-from conftest import convert
-from corpus import picture
 from sketchify.errors import SketchifyError
 from sketchify.serialization import load_model
 

@@ -8,9 +8,9 @@ import sys
 
 import pytest
 import torch
+from conftest import tiny_config, tiny_settings, tiny_training
 from typer.testing import CliRunner
 
-from conftest import tiny_config, tiny_settings, tiny_training
 from sketchify.cli import app
 from sketchify.data import Pair, SketchDataset, find_contours, find_pairs
 from sketchify.model import PatchDiscriminator, SketchModel

@@ -2,7 +2,7 @@
 # How far N minutes of a GPU take the shipped model: fine-tune it on the packed training data, then keep the model.
 #
 #   python -m sketchify.pack DATA/fs2k/train DATA/cufs/train DATA/photos/bsds DATA/photos/bsds-boundaries -o packed
-#   PACK=packed OUT=results bash benchmarks/train_on_gpu.sh 7
+#   PACK=packed OUT=results bash scripts/train_on_gpu.sh 7
 #
 # For a machine without network access, carry the repository, the pack (38 MB) and, unless sketchify[train] is
 # installed there, AlexNet's ST-LPIPS weights from the stlpips-pytorch wheel laid out as in the wheel under SITE:
