@@ -55,18 +55,20 @@ class Run:
         return int(m[1]), int(m[2]), int(m[3])
 
 
-def cli(*args) -> Run:
-    result = CliRunner().invoke(app, [str(a) for a in args])
+def cli(*args, stdin: bytes | None = None) -> Run:
+    """Run sketchify with args; fail the test on a traceback the user would see."""
+    result = CliRunner().invoke(app, [str(a) for a in args], input=stdin)
     if result.exception is not None and not isinstance(result.exception, SystemExit):
         tb = "".join(traceback.format_exception(*result.exc_info))
         raise AssertionError(f"uncaught exception (the user would see a traceback):\n{tb}\noutput:\n{result.output}")
     run = Run(result)
     assert "Traceback" not in run.text, run.text
+    run.stdout_bytes = result.stdout_bytes
     return run
 
 
-def convert(model: Path, *args) -> Run:
-    return cli("convert", *args, "--weights", model, "--device", "cpu")
+def convert(model: Path, *args, stdin: bytes | None = None) -> Run:
+    return cli("convert", *args, "--weights", model, "--device", "cpu", stdin=stdin)
 
 
 def sample(model: Path, *args) -> Run:
