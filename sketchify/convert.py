@@ -113,8 +113,8 @@ def parse_shard(text: str | None) -> tuple[int, int] | None:
     return k, n
 
 
-def stream(sketcher, source, *, fmt: str = "png", quality: int | None = None, max_pixels: int | None = DEFAULT_MAX_PIXELS,
-           **draw) -> bytes:
+def stream(sketcher, source, *, fmt: str = "png", quality: int | None = None,
+           max_pixels: int | None = DEFAULT_MAX_PIXELS, **draw) -> bytes:
     """One photo (a path or an open binary file, e.g. standard input) to the encoded bytes of its sketch."""
     data = source if isinstance(source, Path) else io.BytesIO(source.read())  # Pillow needs to seek
     sketch = sketcher.sketch(load_photo(data, max_pixels=max_pixels), **draw)
@@ -354,5 +354,6 @@ def finish(job: Job, fut: Future) -> Result:
             raise OutputError(f"cannot write {job.dst}: {e.strerror}; stopped") from None
         return Result(job, "failed", f"{job.dst}: cannot write ({e.strerror or e})")
     except Exception as e:  # an encoder's refusal is this file's failure, not the batch's
-        return Result(job, "failed", f"{job.dst}: cannot encode ({str(e).splitlines()[0] if str(e) else type(e).__name__})")
+        why = str(e).splitlines()[0] if str(e) else type(e).__name__
+        return Result(job, "failed", f"{job.dst}: cannot encode ({why})")
     return Result(job, "converted")

@@ -6,15 +6,51 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 from PIL import Image
 
 from . import losses
-from .data import Pair
+from .config import ModelConfig, TrainConfig
+from .data import Pair, find_contours, find_pairs, readable, split
+from .errors import SketchifyError
 from .images import load_photo, pencil_filter
 from .metrics import contour_counts, contour_f, gradient_darkness, kid, realism_features
 from .tensors import fit, grey
+
+SPLITS = ("all", "val", "train")
+
+
+@dataclass
+class Chosen:
+    """The pairs and scenes `eval` scores, and what it left out."""
+    pairs: list[Pair]
+    scenes: list[Pair]
+    unmatched: list[Path]  # photos without a reference sketch
+    unreadable: list[str]  # pairs, one line each
+    unreadable_scenes: list[str]
+
+
+def choose(data: list[Path], contours: tuple[Path, Path] | None, config: ModelConfig, *, which: str = "all",
+           default_style: str | None = None, limit: int | None = None) -> Chosen:
+    """The readable pairs of each folder and the scenes with a boundary map, cut to the held-out pairs (val) or the
+    training pairs by the split training used, at most limit per folder; an empty set is an error."""
+    def pick(found: list[Pair]) -> list[Pair]:
+        train_pairs, val_pairs = split(found, TrainConfig.val_fraction)
+        return {"val": val_pairs, "train": train_pairs, "all": found}[which][:limit]
+
+    pairs, unmatched = [], []
+    for folder in data:
+        pairs += pick(find_pairs(folder, config, default_style, unmatched=unmatched))
+    scenes = pick(find_contours(*contours, config)) if contours else []
+    pairs, unreadable = readable(pairs)
+    scenes, unreadable_scenes = readable(scenes)
+    if data and not pairs:
+        raise SketchifyError(f"no {which} pairs in {', '.join(map(str, data))}")
+    if contours and not scenes:
+        raise SketchifyError(f"no {which} photos with a boundary map in {contours[0]} and {contours[1]}")
+    return Chosen(pairs, scenes, unmatched, unreadable, unreadable_scenes)
 
 
 def mae(a: torch.Tensor, b: torch.Tensor) -> float:
