@@ -138,13 +138,16 @@ def test_full_disk_stops_the_batch_with_one_error(photos, tmp_path, tiny_model_d
 # stopped and killed runs
 
 
+PHOTOS = 20  # enough that a stop lands mid-batch; each one is drawn again by the re-run
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("sig, by", [(signal.SIGINT, "Ctrl-C"), (signal.SIGTERM, "SIGTERM")])
 def test_a_stop_finishes_what_is_being_written_and_a_rerun_the_rest(sig, by, tmp_path, tiny_model_dir):
     """Ctrl-C, or SIGTERM as schedulers send on preemption: exit 130, the count is what is on disk, no half files."""
     photos = tmp_path / "many"
     photos.mkdir()
-    for i in range(30):
+    for i in range(PHOTOS):
         picture(seed=i).resize((320, 240)).save(photos / f"p{i:02d}.jpg")
     out = tmp_path / "out"
     cmd, code, stdout, stderr = stop_convert_midway(photos, out, tiny_model_dir, sig)
@@ -155,7 +158,7 @@ def test_a_stop_finishes_what_is_being_written_and_a_rerun_the_rest(sig, by, tmp
     assert not list(out.glob("*.part")) and not list(out.glob(".*"))
     rerun = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert rerun.returncode == 0, rerun.stderr
-    assert f"{30 - done} converted, {done} skipped, 0 failed" in rerun.stdout
+    assert f"{PHOTOS - done} converted, {done} skipped, 0 failed" in rerun.stdout
 
 
 def part_name(pid: int) -> str:
