@@ -29,8 +29,8 @@ import torch
 from PIL import Image
 
 from sketchify import convert
-from sketchify.inference import Sketcher
 from sketchify.images import pencil_filter
+from sketchify.inference import Sketcher
 
 
 def photo(size: int, seed: int = 0) -> Image.Image:
@@ -87,7 +87,8 @@ def main() -> None:
     sketcher = Sketcher.from_pretrained(args.weights, device=args.device)
     rows.append(("model load (warm process)", f"{time.perf_counter() - t:.2f} s"))
     cpu = platform.processor() or platform.machine()
-    print(f"# {cpu}, {os.cpu_count()} cores, torch {torch.__version__} ({torch.get_num_threads()} threads), device {args.device}")
+    print(f"# {cpu}, {os.cpu_count()} cores, torch {torch.__version__} ({torch.get_num_threads()} threads), "
+          f"device {args.device}")
 
     for size, draw in ((256, None), (512, None), (512, 0)):
         how = "drawn at the model's draw_size" if draw is None else "drawn at its own size (--size 0)"
@@ -99,14 +100,15 @@ def main() -> None:
     precisions = ["fp32"] + (["bf16"] if args.device == "cuda" else [])
     for size in map(int, args.sizes.split(",")):
         img = photo(size)
-        filt = rate(lambda: pencil_filter(img), 1)
+        filt = rate(lambda img=img: pencil_filter(img), 1)
         for prec in precisions:
-            ctx = torch.autocast(args.device, dtype=torch.bfloat16) if prec == "bf16" else torch.autocast("cpu", enabled=False)
+            bf16 = prec == "bf16"
+            ctx = torch.autocast(args.device, dtype=torch.bfloat16) if bf16 else torch.autocast("cpu", enabled=False)
             best = (0.0, 1)
             for b in map(int, args.batches.split(",")):
                 imgs = [img] * b
                 with ctx:
-                    r = rate(lambda: sketcher.sketch_batch(imgs), b)
+                    r = rate(lambda imgs=imgs: sketcher.sketch_batch(imgs), b)
                 if b == 1:
                     one = r
                 best = max(best, (r, b))
@@ -131,7 +133,8 @@ def main() -> None:
             rows.append((f"4000x3000 photo, --max-side {max_side} ({how})", f"{sec:.2f} s, peak RSS {peak} MiB"))
 
     if not args.skip_train:
-        rows.append(("training, default config (batch 8, 128 px crops)", f"{train_rate(args.device, args.train_steps):.1f} images/s"))
+        speed = train_rate(args.device, args.train_steps)
+        rows.append(("training, default config (batch 8, 128 px crops)", f"{speed:.1f} images/s"))
 
     print_rows(rows)
 
@@ -163,20 +166,23 @@ def convert_rate(weights: str | None, device: str, size: int, draw: int | None, 
 
 
 def train_rate(device: str, steps: int) -> float:
+    """Training pairs per second of the full default step: both discriminators and the perceptual term."""
     from sketchify.config import ModelConfig, TrainConfig
-    from sketchify.model import PatchDiscriminator, SketchModel
+    from sketchify.losses import PerceptualLoss
+    from sketchify.model import Discriminator, SketchModel
+    from sketchify.perceptual import NETS
     from sketchify.step import Batch, GeneratorForward, make_optimizers, train_step
 
     shape, cfg = ModelConfig(), TrainConfig()
     dev = torch.device(device)
     model = SketchModel(shape).to(dev)
-    disc = PatchDiscriminator(channels=shape.disc_channels, layers=shape.disc_layers).to(dev)
+    disc = Discriminator(shape, feature_channels=NETS["alex"][1]).to(dev)
+    perceptual = PerceptualLoss(cfg.perceptual_net).to(dev)
     opt_g, opt_d = make_optimizers(model, disc, cfg)
-    s, n, m = cfg.image_size, cfg.batch_size, cfg.unpaired_batch_size
-    paired = Batch(torch.rand(n, 3, s, s), torch.zeros(n, dtype=torch.long), torch.rand(n, 1, s, s)).to(dev)
-    unpaired = Batch(torch.rand(m, 3, s, s), torch.zeros(m, dtype=torch.long)).to(dev)
-    step = lambda: train_step(GeneratorForward(model), disc, opt_g, opt_d, paired, unpaired, cfg,  # noqa: E731
-                              styles=shape.styles)
+    s, n = cfg.image_size, cfg.batch_size
+    batch = Batch(torch.rand(n, 3, s, s), torch.zeros(n, dtype=torch.long), torch.rand(n, 1, s, s)).to(dev)
+    step = lambda: train_step(GeneratorForward(model), disc, opt_g, opt_d, batch, cfg, styles=shape.styles,
+                              perceptual=perceptual, trunk=perceptual.lpips)
     step()
     start = time.perf_counter()
     for _ in range(steps):

@@ -184,7 +184,8 @@ class TrainConfig(JsonConfig):
     seed: int = 0
 
     def check(self) -> list[str]:
-        numbers = [self.diversity_margin, self.diversity_knee, self.sample_diversity_margin, *self.loss_weights.values(),
+        numbers = [self.diversity_margin, self.diversity_knee, self.sample_diversity_margin,
+                   *self.loss_weights.values(),
                    *self.style_diversity_margin.values(), *self.kl_scales.values()]
         unknown = sorted(set(self.loss_weights) - set(LOSS_WEIGHTS))
         return [msg for bad, msg in [
@@ -199,7 +200,8 @@ class TrainConfig(JsonConfig):
             (self.image_size < 16 or self.image_size % 16 or self.image_size > 4096,
              f"image_size should be a multiple of 16 from 16 to 4096, got {self.image_size}"),
             (self.load_size > 16384, f"load_size should be at most 16384, got {self.load_size}"),
-            (self.load_size < self.image_size, f"load_size ({self.load_size}) should be at least image_size ({self.image_size})"),
+            (self.load_size < self.image_size,
+             f"load_size ({self.load_size}) should be at least image_size ({self.image_size})"),
             (min(self.batch_size, self.epochs) < 1 or self.batch_size > 4096,
              "batch_size (up to 4096) and epochs should be at least 1"),
             (not (0 <= self.backbone_lr <= 1), f"backbone_lr should be in [0, 1], got {self.backbone_lr}"),
@@ -269,7 +271,8 @@ def changes(old, new) -> list[str]:
     for f in fields(old):
         a, b = getattr(old, f.name), getattr(new, f.name)
         if isinstance(a, dict):
-            out += [f"{f.name}.{k}: {a.get(k)} -> {b.get(k)}" for k in sorted(a.keys() | b.keys()) if a.get(k) != b.get(k)]
+            out += [f"{f.name}.{k}: {a.get(k)} -> {b.get(k)}"
+                    for k in sorted(a.keys() | b.keys()) if a.get(k) != b.get(k)]
         elif a != b:
             out.append(f"{f.name}: {a} -> {b}")
     return out

@@ -9,15 +9,24 @@ import json
 import os
 import zlib
 from collections import deque
+from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
 
 from .errors import SketchifyError
 from .files import file_id, is_regular, remove_leftovers
-from .images import (DEFAULT_MAX_PIXELS, IMAGE_SUFFIXES, check_fits, encode, format_name, load_photo, pixel_count,
-                     read_description, save_atomic)
+from .images import (
+    DEFAULT_MAX_PIXELS,
+    IMAGE_SUFFIXES,
+    check_fits,
+    encode,
+    format_name,
+    load_photo,
+    pixel_count,
+    read_description,
+    save_atomic,
+)
 from .tensors import to_image
 
 PREFETCH_PIXELS = 64_000_000  # decoded photos waiting for the model: about 200 MB of RGB
@@ -104,8 +113,8 @@ def parse_shard(text: str | None) -> tuple[int, int] | None:
     return k, n
 
 
-def stream(sketcher, source, *, fmt: str = "png", quality: int | None = None, max_pixels: int | None = DEFAULT_MAX_PIXELS,
-           **draw) -> bytes:
+def stream(sketcher, source, *, fmt: str = "png", quality: int | None = None,
+           max_pixels: int | None = DEFAULT_MAX_PIXELS, **draw) -> bytes:
     """One photo (a path or an open binary file, e.g. standard input) to the encoded bytes of its sketch."""
     data = source if isinstance(source, Path) else io.BytesIO(source.read())  # Pillow needs to seek
     sketch = sketcher.sketch(load_photo(data, max_pixels=max_pixels), **draw)
@@ -344,6 +353,7 @@ def finish(job: Job, fut: Future) -> Result:
         if e.errno in FATAL_ERRNOS:
             raise OutputError(f"cannot write {job.dst}: {e.strerror}; stopped") from None
         return Result(job, "failed", f"{job.dst}: cannot write ({e.strerror or e})")
-    except Exception as e:  # noqa: BLE001 - an encoder's refusal is this file's failure, not the batch's
-        return Result(job, "failed", f"{job.dst}: cannot encode ({str(e).splitlines()[0] if str(e) else type(e).__name__})")
+    except Exception as e:  # an encoder's refusal is this file's failure, not the batch's
+        why = str(e).splitlines()[0] if str(e) else type(e).__name__
+        return Result(job, "failed", f"{job.dst}: cannot encode ({why})")
     return Result(job, "converted")

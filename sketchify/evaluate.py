@@ -4,17 +4,53 @@ human contours (contour F), each beside the baselines: a blank page, the pencil 
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
+from pathlib import Path
 
 import torch
 from PIL import Image
 
 from . import losses
-from .data import Pair
+from .config import ModelConfig, TrainConfig
+from .data import Pair, find_contours, find_pairs, readable, split
+from .errors import SketchifyError
 from .images import load_photo, pencil_filter
 from .metrics import contour_counts, contour_f, gradient_darkness, kid, realism_features
 from .tensors import fit, grey
+
+SPLITS = ("all", "val", "train")
+
+
+@dataclass
+class Chosen:
+    """The pairs and scenes `eval` scores, and what it left out."""
+    pairs: list[Pair]
+    scenes: list[Pair]
+    unmatched: list[Path]  # photos without a reference sketch
+    unreadable: list[str]  # pairs, one line each
+    unreadable_scenes: list[str]
+
+
+def choose(data: list[Path], contours: tuple[Path, Path] | None, config: ModelConfig, *, which: str = "all",
+           default_style: str | None = None, limit: int | None = None) -> Chosen:
+    """The readable pairs of each folder and the scenes with a boundary map, cut to the held-out pairs (val) or the
+    training pairs by the split training used, at most limit per folder; an empty set is an error."""
+    def pick(found: list[Pair]) -> list[Pair]:
+        train_pairs, val_pairs = split(found, TrainConfig.val_fraction)
+        return {"val": val_pairs, "train": train_pairs, "all": found}[which][:limit]
+
+    pairs, unmatched = [], []
+    for folder in data:
+        pairs += pick(find_pairs(folder, config, default_style, unmatched=unmatched))
+    scenes = pick(find_contours(*contours, config)) if contours else []
+    pairs, unreadable = readable(pairs)
+    scenes, unreadable_scenes = readable(scenes)
+    if data and not pairs:
+        raise SketchifyError(f"no {which} pairs in {', '.join(map(str, data))}")
+    if contours and not scenes:
+        raise SketchifyError(f"no {which} photos with a boundary map in {contours[0]} and {contours[1]}")
+    return Chosen(pairs, scenes, unmatched, unreadable, unreadable_scenes)
 
 
 def mae(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -139,7 +175,7 @@ def score_tables(results: dict, pairs: str, scenes: str) -> list:
     """Rich tables of evaluate's (per style) and evaluate_contours' ("contours") results, titled by what was scored."""
     from rich.table import Table
 
-    fmt = lambda d, k, p=4: f"{d[k]:.{p}f}" if k in d else ""  # noqa: E731
+    fmt = lambda d, k, p=4: f"{d[k]:.{p}f}" if k in d else ""
     tables = []
     styles = {s: m for s, m in results.items() if s != "contours"}
     if styles:
@@ -149,7 +185,8 @@ def score_tables(results: dict, pairs: str, scenes: str) -> list:
         for style, methods in styles.items():
             for i, (method, m) in enumerate(methods.items()):
                 table.add_row(style if i == 0 else "", str(m["n"]) if i == 0 else "", method, fmt(m, "stlpips"),
-                              fmt(m, "worst_stlpips"), fmt(m, "diversity"), fmt(m, "kid", 1), fmt(m, "mae"), fmt(m, "ssim"))
+                              fmt(m, "worst_stlpips"), fmt(m, "diversity"), fmt(m, "kid", 1), fmt(m, "mae"),
+                              fmt(m, "ssim"))
         tables.append(table)
     if "contours" in results:
         table = Table(title=f"{scenes}; contour F of the dark strokes at the best threshold, higher is better")

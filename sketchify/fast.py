@@ -28,7 +28,8 @@ PHASE_TAPS = torch.tensor([[[1.0, 0.0, 0.0], [0.0, 1.0, 1.0]],
 # helpers
 
 
-def folded(conv: nn.Conv2d, film: torch.Tensor | None = None, *, shift: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
+def folded(conv: nn.Conv2d, film: torch.Tensor | None = None, *,
+           shift: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
     """conv's weight and bias with the FiLM parameters (scale, shift) of one style applied after it."""
     weight, bias = conv.weight, conv.bias + shift
     if film is not None:

@@ -7,8 +7,8 @@ import secrets
 import socket
 import stat
 import zlib
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from .errors import SketchifyError
 

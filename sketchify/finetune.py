@@ -14,8 +14,18 @@ import torch
 from .config import ModelConfig
 from .errors import SketchifyError
 from .model import Discriminator, SketchModel
-from .serialization import (CHECKPOINT_NAME, load_discriminator, load_model, load_strict, prefixed, read_checkpoint,
-                            resolve_model_folder, restore)
+from .serialization import (
+    CHECKPOINT_NAME,
+    DEFAULT_SOURCE,
+    default_weights,
+    load_discriminator,
+    load_model,
+    load_strict,
+    prefixed,
+    read_checkpoint,
+    resolve_model_folder,
+    restore,
+)
 
 GROWABLE = ("deep_blocks", "styles", "default_style", "draw_size",
             "disc_channels", "disc_layers")  # the discriminator restarts when its shape changes
@@ -29,7 +39,10 @@ class Source:
 
 
 def load_source(source: str | Path) -> Source:
-    """A checkpoint file, a run folder (its checkpoint, else its model/), a model folder or a Hub repo id."""
+    """A checkpoint file, a run folder (its checkpoint, else its model/), a model folder, "default" (the shipped
+    model) or a Hub repo id."""
+    if source == DEFAULT_SOURCE:
+        return Source(load_model(source), load_discriminator(default_weights()), default_weights())
     path = Path(source).expanduser()
     if path.is_dir() and (path / CHECKPOINT_NAME).is_file():
         path = path / CHECKPOINT_NAME

@@ -54,7 +54,7 @@ def pixel_count(path: Path) -> int:
     try:
         with open_regular(path) as f, Image.open(f) as im:
             return im.width * im.height
-    except Exception:  # noqa: BLE001 - any unreadable file is reported when it is loaded
+    except Exception:  # any unreadable file is reported when it is loaded
         return 0
 
 
@@ -147,5 +147,5 @@ def read_description(path: Path) -> str | None:
                 return None
             text = exif.get(0x010E)
             return text if isinstance(text, str) else None
-    except Exception:  # noqa: BLE001 - anything unreadable is simply not a sketch of ours
+    except Exception:  # anything unreadable is simply not a sketch of ours
         return None

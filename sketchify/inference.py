@@ -16,19 +16,10 @@ from .errors import SketchifyError
 from .fast import FastSketch
 from .images import DEFAULT_MAX_SIDE, load_photo, to_rgb
 from .model import LATENT_STRIDES, SketchModel, draw_noise
-from .serialization import CONFIG_NAME
 from .tensors import fit, to_image, to_tensor
+
 TILE = 512  # working images larger than TILE x TILE run tile by tile, so memory stays flat
 OVERLAP = 128  # context each tile borrows from its neighbours (a multiple of the stride); covers the model's reach
-
-
-def default_weights() -> Path:
-    """The shipped model: sketchify/weights in an installed package, weights/ in a source checkout."""
-    here = Path(__file__).resolve().parent
-    for folder in (here / "weights", here.parent / "weights"):
-        if (folder / CONFIG_NAME).is_file():
-            return folder
-    raise SketchifyError("the default weights are missing from this installation; pass --weights FOLDER")
 
 
 class Sketcher:
@@ -58,10 +49,10 @@ class Sketcher:
 
     @classmethod
     def from_pretrained(cls, source: str | Path | None = None, *, device: str = "auto",
-                        max_side: int = DEFAULT_MAX_SIDE, size: int | None = None) -> "Sketcher":
-        """Load a model folder, a Hub repo id, or (None) the shipped default weights."""
+                        max_side: int = DEFAULT_MAX_SIDE, size: int | None = None) -> Sketcher:
+        """Load a model folder, a Hub repo id, or (None or "default") the shipped weights."""
         dev = pick_device(device)
-        model = SketchModel.from_pretrained(source if source is not None else default_weights(), device=dev)
+        model = SketchModel.from_pretrained(source, device=dev)
         return cls(model, device=dev, max_side=max_side, size=size)
 
     @functools.cached_property

@@ -238,7 +238,7 @@ class SketchModel(nn.Module):
         save_model(self, folder)
 
     @classmethod
-    def from_pretrained(cls, source: str | Path, *, device: str | torch.device = "cpu") -> "SketchModel":
+    def from_pretrained(cls, source: str | Path, *, device: str | torch.device = "cpu") -> SketchModel:
         """A model folder or a Hugging Face Hub repo id; strict, never unpickles anything."""
         from .serialization import load_model
 

@@ -13,7 +13,6 @@ import torch.nn.functional as F
 from .efficientnet import package_file  # the one finder of a pretrained package's files
 from .errors import SketchifyError
 
-
 # helpers
 
 def unit_normalize(x: torch.Tensor, eps: float = 1e-10) -> torch.Tensor:

@@ -114,14 +114,30 @@ def check_shapes(module: nn.Module, shapes: dict[str, tuple[int, ...]], context:
         raise SketchifyError(f"{context}: " + "; ".join(parts))
 
 
-def resolve_model_folder(source: str | Path) -> Path:
-    """A local folder as it is (a training run folder: its model/); otherwise a Hub repo id ("user/name")."""
+DEFAULT_SOURCE = "default"  # names the shipped model wherever sketchify is installed (./default is a folder)
+
+
+def default_weights() -> Path:
+    """The shipped model: sketchify/weights in an installed package, weights/ in a source checkout."""
+    here = Path(__file__).resolve().parent
+    for folder in (here / "weights", here.parent / "weights"):
+        if (folder / CONFIG_NAME).is_file():
+            return folder
+    raise SketchifyError("the default weights are missing from this installation; pass --weights FOLDER")
+
+
+def resolve_model_folder(source: str | Path | None) -> Path:
+    """The one place a model's name becomes a folder: None or "default" the shipped model; a local folder as it
+    is (a training run folder: its model/); otherwise a Hub repo id ("user/name")."""
+    if source is None or source == DEFAULT_SOURCE:
+        return default_weights()
     path = Path(source).expanduser()
     if path.is_dir() and not (path / CONFIG_NAME).exists() and (path / "model" / CONFIG_NAME).exists():
         path = path / "model"  # a run folder, as train prints it
     if path.exists():
         if not path.is_dir():
-            raise SketchifyError(f"{path}: not a model folder (expected a folder with {CONFIG_NAME} and {WEIGHTS_NAME})")
+            raise SketchifyError(f"{path}: not a model folder (expected a folder with {CONFIG_NAME} and "
+                                 f"{WEIGHTS_NAME})")
         if not (path / CONFIG_NAME).exists() and not (path / WEIGHTS_NAME).exists():
             raise SketchifyError(f"{path}: not a model folder (no {CONFIG_NAME} or {WEIGHTS_NAME})")
         return path

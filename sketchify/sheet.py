@@ -7,10 +7,24 @@ from pathlib import Path
 from PIL import Image
 
 from .errors import SketchifyError
-from .files import remove_leftovers
+from .files import file_id, remove_leftovers
 from .images import save_atomic
 
 MAX_SIDE = 8192  # a sheet never grows past this: a 50000x1 panorama would otherwise make a 23 GB one
+
+
+def sample_names(photo: Path, folder: Path, n: int, *, overwrite: bool = False) -> list[Path]:
+    """STEM_0.png ... STEM_{n-1}.png and STEM_sheet.png in folder; never the photo, never an existing file
+    unless overwrite."""
+    if folder.exists() and not folder.is_dir():
+        raise SketchifyError(f"-o {folder}: is a file, not a folder; choose a folder for the samples")
+    names = [folder / f"{photo.stem}_{i}.png" for i in range(n)] + [folder / f"{photo.stem}_sheet.png"]
+    if file_id(photo) in {file_id(p) for p in names}:
+        raise SketchifyError(f"{photo}: its samples would overwrite it; choose another --output")
+    existing = [p for p in names if p.exists()]
+    if existing and not overwrite:
+        raise SketchifyError(f"{existing[0]} already exists; pass --overwrite or choose another --output")
+    return names
 
 
 def contact_sheet(images: list[Image.Image], *, height: int = 256, columns: int | None = None, gap: int = 4,

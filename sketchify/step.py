@@ -19,7 +19,7 @@ class Batch:
     style: torch.Tensor  # (N,) style indices
     sketch: torch.Tensor  # (N, 1, H, W) the artists' drawings (or people's contours) of those photos
 
-    def to(self, device: torch.device) -> "Batch":
+    def to(self, device: torch.device) -> Batch:
         return Batch(self.photo.to(device), self.style.to(device), self.sketch.to(device))
 
 
@@ -143,7 +143,8 @@ def diff_augment(sketches: torch.Tensor, shift: float = 0.125, cut: float = 0.5)
     padded = F.pad(sketches, (dx, dx, dy, dy), value=1.0)
     tops = torch.randint(0, 2 * dy + 1, (n,)).tolist()
     lefts = torch.randint(0, 2 * dx + 1, (n,)).tolist()
-    out = torch.stack([padded[i, :, t:t + h, l:l + w] for i, (t, l) in enumerate(zip(tops, lefts))])
+    out = torch.stack([padded[i, :, top:top + h, left:left + w]
+                       for i, (top, left) in enumerate(zip(tops, lefts))])
     ch, cw = int(h * cut), int(w * cut)
     ys = torch.randint(-ch // 2, h - ch // 2 + 1, (n, 1, 1, 1), device=out.device)
     xs = torch.randint(-cw // 2, w - cw // 2 + 1, (n, 1, 1, 1), device=out.device)

@@ -6,7 +6,6 @@ import numpy as np
 import torch
 from PIL import Image
 
-
 # Both conversions run in numpy: convert calls them in threads beside the model, where torch's own
 # multi-threaded kernels would start more threads than there are cores and slow the model down.
 

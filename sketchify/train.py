@@ -23,11 +23,18 @@ from .data import SketchDataset, balanced_sampler, find_contours, find_pairs, sp
 from .device import pick_device
 from .errors import SketchifyError
 from .finetune import Source, load_source, start_from
-from .model import Discriminator, SketchModel
-from .serialization import (CHECKPOINT_NAME, WEIGHTS_NAME, Checkpoint, read_checkpoint, restore, save_checkpoint,
-                            save_discriminator)
 from .losses import PerceptualLoss
+from .model import Discriminator, SketchModel
 from .perceptual import NETS, STLPIPS
+from .serialization import (
+    CHECKPOINT_NAME,
+    WEIGHTS_NAME,
+    Checkpoint,
+    read_checkpoint,
+    restore,
+    save_checkpoint,
+    save_discriminator,
+)
 from .step import Batch, GeneratorForward, NonFiniteLoss, collate, make_optimizers, set_lr, train_step
 
 TRAINING_NAME = "training.json"
@@ -69,7 +76,8 @@ def plan(opts: TrainOptions, log) -> tuple[ModelConfig, TrainConfig, Checkpoint 
             log(f"changed on resume: {line}")
         return model_cfg, train_cfg, ckpt, None
     if ((run / "model" / WEIGHTS_NAME).exists() or ckpt_path.exists()) and not opts.overwrite:
-        raise SketchifyError(f"{run}: already holds a training run; pass --resume to continue it or --overwrite to start again")
+        raise SketchifyError(f"{run}: already holds a training run; pass --resume to continue it or --overwrite to "
+                             "start again")
     source = load_source(opts.init_from) if opts.init_from is not None else None
     base = source.model.config if source else ModelConfig()
     model_cfg, train_cfg = apply_settings(base, file or TrainConfig(), opts.settings)
@@ -143,7 +151,8 @@ def train(opts: TrainOptions) -> Path:
                     losses = train_step(g_step, d_step, opt_g, opt_d, batch.to(device), cfg, styles=model_cfg.styles,
                                         perceptual=perceptual, trunk=trunk)
                 except NonFiniteLoss as e:
-                    kept = f"the last good checkpoint {ckpt_path} is intact" if ckpt_path.exists() else "no checkpoint was written yet"
+                    kept = (f"the last good checkpoint {ckpt_path} is intact" if ckpt_path.exists()
+                        else "no checkpoint was written yet")
                     raise SketchifyError(f"{e} in epoch {epoch}; training stopped, {kept}") from None
                 for k, v in losses.items():
                     totals[k] = totals.get(k, 0.0) + v

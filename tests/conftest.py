@@ -55,18 +55,20 @@ class Run:
         return int(m[1]), int(m[2]), int(m[3])
 
 
-def cli(*args) -> Run:
-    result = CliRunner().invoke(app, [str(a) for a in args])
+def cli(*args, stdin: bytes | None = None) -> Run:
+    """Run sketchify with args; fail the test on a traceback the user would see."""
+    result = CliRunner().invoke(app, [str(a) for a in args], input=stdin)
     if result.exception is not None and not isinstance(result.exception, SystemExit):
         tb = "".join(traceback.format_exception(*result.exc_info))
         raise AssertionError(f"uncaught exception (the user would see a traceback):\n{tb}\noutput:\n{result.output}")
     run = Run(result)
     assert "Traceback" not in run.text, run.text
+    run.stdout_bytes = result.stdout_bytes
     return run
 
 
-def convert(model: Path, *args) -> Run:
-    return cli("convert", *args, "--weights", model, "--device", "cpu")
+def convert(model: Path, *args, stdin: bytes | None = None) -> Run:
+    return cli("convert", *args, "--weights", model, "--device", "cpu", stdin=stdin)
 
 
 def sample(model: Path, *args) -> Run:
@@ -148,7 +150,7 @@ def tiny_training(**overrides) -> TrainConfig:
 def tiny_settings(**overrides) -> list[str]:
     """`train` arguments for a tiny model trained briefly: --set KEY=VALUE for each setting."""
     items = {**TINY_MODEL, **TINY_TRAIN, **{f"loss_weights.{k}": v for k, v in TINY_LOSSES.items()}, **overrides}
-    text = lambda v: ",".join(map(str, v)) if isinstance(v, tuple) else str(v)  # noqa: E731
+    text = lambda v: ",".join(map(str, v)) if isinstance(v, tuple) else str(v)
     return [arg for k, v in items.items() for arg in ("--set", f"{k}={text(v)}")]
 
 
@@ -179,7 +181,8 @@ def photo(seed: int, size=(48, 40)) -> Image.Image:
     draw = ImageDraw.Draw(img)
     for _ in range(3):
         x0, y0 = rng.integers(0, size[0] // 2 + 1), rng.integers(0, size[1] // 2 + 1)
-        draw.ellipse([x0, y0, x0 + size[0] // 2, y0 + size[1] // 2], fill=tuple(int(v) for v in rng.integers(0, 255, 3)))
+        colour = tuple(int(v) for v in rng.integers(0, 255, 3))
+        draw.ellipse([x0, y0, x0 + size[0] // 2, y0 + size[1] // 2], fill=colour)
     return img
 
 

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import errno
-import json
 import os
 from pathlib import Path
 
 import pytest
-
 from conftest import cli, convert, deadline, files, sample, tiny_settings
 from corpus import picture
+
 from sketchify.config import ModelConfig
 from sketchify.data import find_pairs
 from sketchify.errors import SketchifyError
@@ -105,7 +104,7 @@ def test_styles_csv_with_a_byte_order_mark_just_works(pair_dir):
 
 
 @pytest.mark.parametrize("raw, needle", [
-    ("name,style\np00,bold-ink\np01\n".encode(), "line 3"),
+    (b"name,style\np00,bold-ink\np01\n", "line 3"),
     ("name,style\ncafé,bold-ink\n".encode("latin-1"), "UTF-8"),
 ])
 def test_bad_styles_csv_is_one_line(raw, needle, pair_dir, tmp_path):

@@ -1,18 +1,69 @@
-"""Where `sketchify convert` writes: outputs beside inputs, re-runs, unwritable folders, folder trees, shards, Ctrl-C."""
+"""Where `sketchify convert` writes: output names, outputs that are inputs, re-runs, folder trees, shards."""
 
 from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
-
-from conftest import assert_no_part_files, convert, digests, files, sample, stop_convert_midway
+from conftest import assert_no_part_files, convert, digests, files, sample
 from corpus import picture
 
+# output names
 
-# ---------------------------------------------------------------- outputs
+
+def test_names_that_would_collide_in_one_folder(photos, tmp_path, tiny_model_dir):
+    for i, name in enumerate(("a.jpg", "a.png", "a-png.jpg", "A.webp")):
+        picture(seed=i).save(photos / name)
+    out = tmp_path / "out"
+    run = convert(tiny_model_dir, photos, "-o", out)
+    assert run.code == 0 and run.counts() == (4, 0, 0), run.text
+    written = files(out)
+    assert len(written) == 4 and len({n.casefold() for n in written}) == 4, written  # apart on any disk too
+    assert len(run.lines_naming("renamed: ")) == 2, run.text
+
+
+def test_same_name_in_three_folders_gives_three_sketches(tmp_path, tiny_model_dir):
+    folders = [tmp_path / name for name in ("x", "y", "z")]
+    for i, folder in enumerate(folders):
+        folder.mkdir()
+        picture(seed=i).save(folder / "I.jpg")
+    out = tmp_path / "out"
+    run = convert(tiny_model_dir, *folders, "-o", out)
+    assert run.code == 0 and run.counts() == (3, 0, 0), run.text
+    assert files(out) == {"I.png", "I-jpg.png", "I-jpg-2.png"}
+    assert len(run.lines_naming("renamed: ")) == 2, run.text
+    first = digests(out)
+    again = convert(tiny_model_dir, *folders, "-o", tmp_path / "again")  # the same names for the same command
+    assert digests(tmp_path / "again") == first, again.text
+    run = convert(tiny_model_dir, *folders, "-o", out)
+    assert run.counts() == (0, 3, 0), run.text
+
+
+def test_one_folder_given_twice_is_drawn_once(photos, tmp_path, tiny_model_dir, monkeypatch):
+    for i in range(3):
+        picture(seed=i).save(photos / f"p{i}.jpg")
+    os.link(photos / "p0.jpg", tmp_path / "hardlink.jpg")
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "out"
+    run = convert(tiny_model_dir, "photos", photos.resolve(), photos / "p1.jpg", "hardlink.jpg", "-o", out)
+    assert run.code == 0 and run.counts() == (3, 0, 0), run.text
+    assert files(out) == {"p0.png", "p1.png", "p2.png"}
+
+
+def test_longest_file_name_converts(photos, tmp_path, tiny_model_dir):
+    name = "n" * 251 + ".jpg"  # 255 bytes: the limit of most file systems
+    picture().save(photos / name)
+    run = convert(tiny_model_dir, photos, "-o", tmp_path / "out")
+    assert run.code == 0 and run.counts() == (1, 0, 0), run.text
+    assert files(tmp_path / "out") == {"n" * 251 + ".png"}
+
+
+
+# never write where an input lies
 
 
 def test_output_folder_equal_to_input_is_refused(photos, tmp_path, tiny_model_dir):
@@ -45,6 +96,39 @@ def test_output_folder_equal_to_input_with_suffix(photos, tmp_path, tiny_model_d
     assert digests(photos) == after_first
 
 
+def test_output_folder_that_is_the_input_under_another_path(photos, tmp_path, tiny_model_dir):
+    """A bind mount shows the input folder under a path that resolve() cannot see through."""
+    if shutil.which("unshare") is None or subprocess.run(["unshare", "-m", "true"]).returncode != 0:
+        pytest.skip("no mount namespaces here")
+    for i in range(2):
+        picture(seed=i).save(photos / f"img{i}.png")
+    before = digests(photos)
+    other = tmp_path / "elsewhere"
+    other.mkdir()
+    script = (f"mount --bind {photos} {other} && {sys.executable} -m sketchify convert {photos} -o {other} "
+              f"--weights {tiny_model_dir} --device cpu")
+    done = subprocess.run(["unshare", "-m", "sh", "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and "--suffix" in done.stderr, done.stdout + done.stderr
+    assert digests(photos) == before
+
+
+def test_overwrite_never_replaces_a_photo_named_like_a_sketch(photos, tmp_path, tiny_model_dir):
+    picture(seed=1).save(photos / "beach.jpg")
+    picture(seed=2).save(photos / "beach_s.png")  # a photo that happens to carry a sketch's name
+    before = digests(photos)
+    for extra in ((), ("--overwrite",)):
+        run = convert(tiny_model_dir, photos, "-o", photos, "--suffix", "_s", *extra)
+        assert run.code == 0, run.text
+        assert {k: v for k, v in digests(photos).items() if k in before} == before  # photos untouched
+    assert files(photos) == {"beach.jpg", "beach_s.png", "beach-jpg_s.png", "beach_s_s.png"}
+    run = convert(tiny_model_dir, photos, "-o", photos, "--suffix", "_s")  # the sketches are not new photos
+    assert run.counts() == (0, 2, 0), run.text
+
+
+
+# re-runs
+
+
 def test_rerun_skips_and_overwrite_redoes(photos, tmp_path, tiny_model_dir):
     for i in range(3):
         picture(seed=i).save(photos / f"img{i}.jpg")
@@ -71,74 +155,21 @@ def test_rerun_skips_and_overwrite_redoes(photos, tmp_path, tiny_model_dir):
     assert_no_part_files(out)
 
 
-def writable_by_us(folder: Path) -> bool:
-    try:
-        (folder / ".probe").touch()
-    except OSError:
-        return False
-    (folder / ".probe").unlink()
-    return True
-
-
-def test_read_only_output_folder(photos, tmp_path, tiny_model_dir):
+def test_a_skipped_sketch_drawn_otherwise_is_named(photos, tmp_path, tiny_model_dir):
     for i in range(3):
-        picture(seed=i).save(photos / f"img{i}.jpg")
+        picture(seed=i).save(photos / f"p{i}.jpg")
     out = tmp_path / "out"
-    out.mkdir()
-    out.chmod(0o555)
-    try:
-        if writable_by_us(out):
-            pytest.skip("running as root: chmod 555 does not stop writing")
-        run = convert(tiny_model_dir, photos, "-o", out)
-        assert run.code != 0, run.text
-        errors = [line for line in run.lines if line.startswith("error: ")]
-        assert len(errors) == 1 and str(out) in errors[0], run.text
-        assert not run.lines_naming("failed:"), run.text  # one error, not one per photo
-        assert files(out) == set()
-
-        run = convert(tiny_model_dir, photos, "-o", out / "sub")  # a folder that cannot be created
-        assert run.code != 0 and len([ln for ln in run.lines if ln.startswith("error: ")]) == 1, run.text
-
-        run = sample(tiny_model_dir, photos / "img0.jpg", "-n", 1, "-o", out)
-        assert run.code == 2 and len(run.lines) == 1 and run.lines[0].startswith("error: "), run.text
-        assert files(out) == set()
-    finally:
-        out.chmod(0o755)
+    assert convert(tiny_model_dir, photos, "-o", out, "--style", "light-pencil").code == 0
+    run = convert(tiny_model_dir, photos, "-o", out, "--style", "bold-ink")
+    assert run.counts() == (0, 3, 0), run.text
+    notes = run.lines_naming("drawn with other settings")
+    assert len(notes) == 1 and "3 skipped" in notes[0] and "light-pencil" in notes[0] and "--overwrite" in notes[0]
+    run = convert(tiny_model_dir, photos, "-o", out, "--style", "light-pencil")  # as drawn: no note
+    assert run.counts() == (0, 3, 0) and not run.lines_naming("other settings"), run.text
 
 
-def test_full_disk_stops_the_batch_with_one_error(photos, tmp_path, tiny_model_dir, monkeypatch):
-    """Runs as root too: the disk is full from the third sketch on (ENOSPC from the real write path).
 
-    Saves run in a thread pool, so which sketches besides img0 and img1 got written before the stop depends on
-    timing; what must hold is one error, and every file on disk whole and accounted for.
-    """
-    import errno
-
-    import sketchify.convert as conv
-
-    for i in range(5):
-        picture(seed=i).save(photos / f"img{i}.jpg")
-    real_save, written, full = conv.save_atomic, [], []
-
-    def filling_up(img, path, fmt, **options):
-        if full or path.name == "img2.png":
-            full.append(path.name)
-            raise OSError(errno.ENOSPC, "No space left on device")
-        real_save(img, path, fmt, **options)
-        written.append(path.name)
-
-    monkeypatch.setattr(conv, "save_atomic", filling_up)
-    out = tmp_path / "out"
-    run = convert(tiny_model_dir, photos, "-o", out, "--batch-size", "1")
-    assert run.code == 2, run.text
-    errors = [line for line in run.lines if line.startswith("error: ")]
-    assert len(errors) == 1 and "No space left on device" in errors[0] and "stopped" in errors[0], run.text
-    assert not run.lines_naming("failed:"), run.text
-    assert files(out) == set(written) and {"img0.png", "img1.png"} <= set(written)  # what was written stays, whole
-    assert "img2.png" not in written
-
-
-# ---------------------------------------------------------------- folders
+# folder trees
 
 
 @pytest.fixture
@@ -174,6 +205,17 @@ def test_without_recursive_subfolders_are_ignored(tree, photos, tmp_path, tiny_m
     assert files(tmp_path / "out3") == set()
 
 
+def test_subfolders_left_out_are_counted(photos, tmp_path, tiny_model_dir):
+    picture().save(photos / "a.jpg")
+    for name in ("trip", "day 2"):
+        (photos / name).mkdir()
+        picture(seed=3).save(photos / name / "b.jpg")
+    run = convert(tiny_model_dir, photos, "-o", tmp_path / "out")
+    assert run.counts() == (1, 0, 0), run.text
+    summary = run.lines_naming("converted,")[0]
+    assert "2 subfolders not searched" in summary and "--recursive" in summary, run.text
+
+
 def test_output_inside_input_tree_is_not_reconverted(tree, photos, tmp_path, tiny_model_dir):
     out = photos / "sketches"
     run = convert(tiny_model_dir, photos, "-o", out, "--recursive")
@@ -198,7 +240,8 @@ def test_output_inside_input_tree_is_not_reconverted(tree, photos, tmp_path, tin
     assert files(nested) == tree
 
 
-# ---------------------------------------------------------------- shards
+
+# shards
 
 
 def test_shards_cover_every_file_once(tree, photos, tmp_path, tiny_model_dir):
@@ -226,6 +269,19 @@ def test_shards_cover_every_file_once(tree, photos, tmp_path, tiny_model_dir):
     assert converted == len(everything) and files(shared) == everything
 
 
+def test_shards_hold_when_files_are_added_between_jobs(photos, tmp_path, tiny_model_dir):
+    for i in range(9):
+        picture(seed=i).save(photos / f"p{i}.jpg")
+    first = {f"p{i}.png" for i in range(9)}
+    out = tmp_path / "out"
+    assert convert(tiny_model_dir, photos, "-o", out, "--shard", "0/3").code == 0
+    picture(seed=20).save(photos / "a.jpg")  # a new photo arrives, sorting before the old ones
+    for k in (1, 2):
+        run = convert(tiny_model_dir, photos, "-o", out, "--shard", f"{k}/3")
+        assert run.code == 0 and run.counts()[1] == 0, run.text
+    assert first <= files(out)
+
+
 @pytest.mark.parametrize("spec", ["3/2", "x", "2/2", "-1/2", "1/0", "1/2/3", "1", ""])
 def test_bad_shard_spec(spec, photos, tmp_path, tiny_model_dir):
     picture().save(photos / "a.jpg")
@@ -234,22 +290,3 @@ def test_bad_shard_spec(spec, photos, tmp_path, tiny_model_dir):
     assert run.code == 2, run.text
     assert len(run.lines) == 1 and run.lines[0].startswith("error: ") and "--shard" in run.lines[0], run.text
     assert files(out) == set()
-
-
-def test_ctrl_c_stops_cleanly_and_a_rerun_finishes(tmp_path, tiny_model_dir):
-    import signal
-    import subprocess
-
-    photos = tmp_path / "many"
-    photos.mkdir()
-    for i in range(40):
-        picture(seed=i).resize((400, 300)).save(photos / f"p{i:02d}.jpg")
-    out = tmp_path / "out"
-    cmd, code, stdout, stderr = stop_convert_midway(photos, out, tiny_model_dir, signal.SIGINT)
-    assert code == 130, stdout + stderr
-    assert "interrupted" in stderr and "converted before Ctrl-C" in stderr and "Traceback" not in stderr
-    assert not list(out.glob("*.part")) and not list(out.glob(".*"))
-    done = len(list(out.glob("*.png")))
-    rerun = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
-    assert rerun.returncode == 0, rerun.stderr
-    assert f"{40 - done} converted, {done} skipped, 0 failed" in rerun.stdout

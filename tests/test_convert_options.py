@@ -1,4 +1,4 @@
-"""What a new user expects of convert, sample, eval and the Python API."""
+"""What a new user expects of convert's options, sample's sheet, eval and the Python API."""
 
 from __future__ import annotations
 
@@ -8,25 +8,15 @@ import re
 
 import numpy as np
 import pytest
+from conftest import cli, convert, files, sample
+from corpus import exif_jpg, picture
 from PIL import Image
 
 import sketchify.convert as conv
-from conftest import cli, convert, files
-from corpus import exif_jpg, picture
 from sketchify.images import load_photo
+from sketchify.sheet import contact_sheet
 
-
-def test_a_skipped_sketch_drawn_otherwise_is_named(photos, tmp_path, tiny_model_dir):
-    for i in range(3):
-        picture(seed=i).save(photos / f"p{i}.jpg")
-    out = tmp_path / "out"
-    assert convert(tiny_model_dir, photos, "-o", out, "--style", "light-pencil").code == 0
-    run = convert(tiny_model_dir, photos, "-o", out, "--style", "bold-ink")
-    assert run.counts() == (0, 3, 0), run.text
-    notes = run.lines_naming("drawn with other settings")
-    assert len(notes) == 1 and "3 skipped" in notes[0] and "light-pencil" in notes[0] and "--overwrite" in notes[0]
-    run = convert(tiny_model_dir, photos, "-o", out, "--style", "light-pencil")  # as drawn: no note
-    assert run.counts() == (0, 3, 0) and not run.lines_naming("other settings"), run.text
+# formats
 
 
 @pytest.mark.parametrize("flag, ext", [("jpeg", "jpg"), ("JPG", "jpg"), ("WebP", "webp"), ("PNG", "png")])
@@ -53,25 +43,27 @@ def test_every_format_is_grey_and_quality_applies(photos, tmp_path, tiny_model_d
     assert run.code == 2 and "--quality" in run.text, run.text
 
 
-def test_subfolders_left_out_are_counted(photos, tmp_path, tiny_model_dir):
+def test_dash_reads_standard_input_and_writes_standard_output(photos, tiny_model_dir):
     picture().save(photos / "a.jpg")
-    for name in ("trip", "day 2"):
-        (photos / name).mkdir()
-        picture(seed=3).save(photos / name / "b.jpg")
-    run = convert(tiny_model_dir, photos, "-o", tmp_path / "out")
-    assert run.counts() == (1, 0, 0), run.text
-    summary = run.lines_naming("converted,")[0]
-    assert "2 subfolders not searched" in summary and "--recursive" in summary, run.text
+    result = convert(tiny_model_dir, "-", "-o", "-", stdin=(photos / "a.jpg").read_bytes())
+    assert result.code == 0, result.text
+    with Image.open(io.BytesIO(result.stdout_bytes)) as sketch:
+        assert sketch.format == "PNG" and sketch.size == (48, 30)
+    assert files(photos) == {"a.jpg"}
 
 
-def test_eval_scores_every_pair_and_names_what_it_left_out(pair_dir, tiny_model_dir):
-    picture(seed=40).save(pair_dir / "photos" / "lonely.jpg")  # no reference sketch
-    (pair_dir / "sketches" / "p03.png").write_bytes(b"not a png")  # an unreadable reference
-    run = cli("eval", pair_dir, "--weights", tiny_model_dir, "--device", "cpu", "--n", 2)
-    assert run.code == 0, run.text
-    assert re.search(r"\b11 all pairs", run.text), run.text  # every readable pair, not a validation slice
-    assert len(run.lines_naming("lonely.jpg")) == 1 and len(run.lines_naming("p03.png")) == 1, run.text
-    assert "1 photos without a reference, 1 unreadable" in run.text.replace("\n", " "), run.text
+def test_outputs_follow_the_umask(photos, tmp_path, tiny_model_dir):
+    picture().save(photos / "a.jpg")
+    old = os.umask(0o007)
+    try:
+        assert convert(tiny_model_dir, photos, "-o", tmp_path / "out").code == 0
+    finally:
+        os.umask(old)
+    assert (tmp_path / "out" / "a.png").stat().st_mode & 0o777 == 0o660
+
+
+
+# photos in, memory bounded
 
 
 def test_python_api_applies_exif_orientation_to_pil_images(photos, tiny_model_dir):
@@ -83,28 +75,14 @@ def test_python_api_applies_exif_orientation_to_pil_images(photos, tiny_model_di
         assert sketcher.sketch(im).size == load_photo(path).size == (48, 30)
 
 
-def test_version_and_help_without_type_annotations():
-    from sketchify import __version__
+def test_load_photo_leaves_pillow_settings_alone(photos, monkeypatch):
+    from PIL import ImageFile
 
-    run = cli("--version")
-    assert run.code == 0 and run.lines == [f"sketchify {__version__}"], run.text
-    for command in ("convert", "sample", "train", "eval"):
-        text = cli(command, "--help").text
-        assert not re.search(r"<(bool|str|int|float|path|list\[\w+\]|\w+ range)>", text), text
-
-
-def test_dash_reads_standard_input_and_writes_standard_output(photos, tiny_model_dir):
-    from typer.testing import CliRunner
-
-    from sketchify.cli import app
-
-    picture().save(photos / "a.jpg")
-    result = CliRunner().invoke(app, ["convert", "-", "-o", "-", "--weights", str(tiny_model_dir), "--device", "cpu"],
-                                input=(photos / "a.jpg").read_bytes())
-    assert result.exit_code == 0, result.output
-    with Image.open(io.BytesIO(result.stdout_bytes)) as sketch:
-        assert sketch.format == "PNG" and sketch.size == (48, 30)
-    assert files(photos) == {"a.jpg"}
+    picture().save(photos / "a.png")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 10**9)
+    monkeypatch.setattr(ImageFile, "LOAD_TRUNCATED_IMAGES", True)
+    load_photo(photos / "a.png", max_pixels=100_000)
+    assert Image.MAX_IMAGE_PIXELS == 10**9 and ImageFile.LOAD_TRUNCATED_IMAGES is True
 
 
 def test_decoded_photos_waiting_are_bounded_by_pixels(photos, tmp_path, tiny_model_dir, monkeypatch):
@@ -136,21 +114,46 @@ def test_decoded_photos_waiting_are_bounded_by_pixels(photos, tmp_path, tiny_mod
     assert most[0] <= 3  # two photos' worth of pixels wait, and the one that passed the bound
 
 
-def test_outputs_follow_the_umask(photos, tmp_path, tiny_model_dir):
-    picture().save(photos / "a.jpg")
-    old = os.umask(0o007)
-    try:
-        assert convert(tiny_model_dir, photos, "-o", tmp_path / "out").code == 0
-    finally:
-        os.umask(old)
-    assert (tmp_path / "out" / "a.png").stat().st_mode & 0o777 == 0o660
+
+# sample's contact sheet
 
 
-def test_load_photo_leaves_pillow_settings_alone(photos, monkeypatch):
-    from PIL import ImageFile
+def test_contact_sheet_is_bounded():
+    sheet = contact_sheet([Image.new("L", (50000, 1)), Image.new("L", (1, 3000)), Image.new("L", (40, 30))],
+                          height=16, max_side=64)
+    assert max(sheet.size) <= 64
 
-    picture().save(photos / "a.png")
-    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 10**9)
-    monkeypatch.setattr(ImageFile, "LOAD_TRUNCATED_IMAGES", True)
-    load_photo(photos / "a.png", max_pixels=100_000)
-    assert Image.MAX_IMAGE_PIXELS == 10**9 and ImageFile.LOAD_TRUNCATED_IMAGES is True
+
+def test_sample_sheet_of_a_thin_strip_is_bounded(photos, tmp_path, tiny_model_dir, monkeypatch):
+    import sketchify.sheet
+
+    monkeypatch.setattr(sketchify.sheet, "MAX_SIDE", 64)  # the shipped bound is 8192; a tiny one shows it holds
+    Image.new("RGB", (2000, 1), (120, 80, 40)).save(photos / "strip.png")
+    run = sample(tiny_model_dir, photos / "strip.png", "-n", 2, "-o", tmp_path / "s")
+    assert run.code == 0, run.text
+    with Image.open(tmp_path / "s" / "strip_sheet.png") as sheet:
+        assert max(sheet.size) <= 64
+
+
+
+# eval and help
+
+
+def test_eval_scores_every_pair_and_names_what_it_left_out(pair_dir, tiny_model_dir):
+    picture(seed=40).save(pair_dir / "photos" / "lonely.jpg")  # no reference sketch
+    (pair_dir / "sketches" / "p03.png").write_bytes(b"not a png")  # an unreadable reference
+    run = cli("eval", pair_dir, "--weights", tiny_model_dir, "--device", "cpu", "--n", 2)
+    assert run.code == 0, run.text
+    assert re.search(r"\b11 all pairs", run.text), run.text  # every readable pair, not a validation slice
+    assert len(run.lines_naming("lonely.jpg")) == 1 and len(run.lines_naming("p03.png")) == 1, run.text
+    assert "1 photos without a reference, 1 unreadable" in run.text.replace("\n", " "), run.text
+
+
+def test_version_and_help_without_type_annotations():
+    from sketchify import __version__
+
+    run = cli("--version")
+    assert run.code == 0 and run.lines == [f"sketchify {__version__}"], run.text
+    for command in ("convert", "sample", "train", "eval"):
+        text = cli(command, "--help").text
+        assert not re.search(r"<(bool|str|int|float|path|list\[\w+\]|\w+ range)>", text), text

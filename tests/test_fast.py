@@ -4,8 +4,8 @@ sizes (padded to the stride) and tiles."""
 import pytest
 import torch
 import torch.nn.functional as F
-
 from conftest import lively, tiny_config
+
 from sketchify.fast import FastSketch
 from sketchify.inference import Sketcher
 from sketchify.model import SketchModel

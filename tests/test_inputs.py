@@ -9,14 +9,26 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import assert_no_part_files, convert, deadline, digests, files, sample, size_of
+from corpus import (
+    BAD,
+    GIF_COLOURS,
+    GOOD,
+    SIZE,
+    alpha_png,
+    animated_gif,
+    cmyk_jpg,
+    exif_jpg,
+    grey16_png,
+    grey_alpha_png,
+    odd_name,
+    palette_transparent_png,
+    picture,
+)
 from PIL import Image
 
-from conftest import assert_no_part_files, convert, deadline, digests, files, sample, size_of
-from corpus import (BAD, GIF_COLOURS, GOOD, SIZE, alpha_png, animated_gif, cmyk_jpg, exif_jpg, grey16_png,
-                    grey_alpha_png, odd_name, palette_transparent_png, picture)
 from sketchify.errors import SketchifyError
 from sketchify.images import load_photo
-
 
 # ---------------------------------------------------------------- one input at a time
 

@@ -115,7 +115,7 @@ def contour_score(darkness: torch.Tensor, boundary: torch.Tensor) -> float:
 def test_contour_f_forgives_a_shift_within_tolerance_but_not_beyond():
     boundary = 1 - drawing(200)[0, 0].round()  # 1-2 px lines; tolerance is 0.0075 x 283 = 2.1 px
     perfect = boundary * 255
-    moved = lambda px: torch.cat([torch.zeros(200, px), perfect[:, :-px]], dim=1)  # noqa: E731
+    moved = lambda px: torch.cat([torch.zeros(200, px), perfect[:, :-px]], dim=1)
     assert contour_score(perfect, boundary) == pytest.approx(1.0)
     assert contour_score(moved(2), boundary) > 0.97
     assert contour_score(moved(6), boundary) < 0.5

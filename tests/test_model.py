@@ -5,13 +5,13 @@ import json
 import numpy as np
 import pytest
 import torch
+from conftest import lively, photo, tiny_config, tiny_training
 from PIL import Image
 
-from conftest import lively, photo, tiny_config, tiny_training
 from sketchify import SketchifyError
 from sketchify.config import ModelConfig, TrainConfig
-from sketchify.inference import Sketcher
 from sketchify.efficientnet import EfficientNetLite0, fold_batch_norm
+from sketchify.inference import Sketcher
 from sketchify.losses import diversity_hinge, ink_weight, kl_divergence
 from sketchify.model import SketchModel, reparameterize
 
@@ -169,7 +169,8 @@ def test_diversity_knee_prefers_a_few_visible_differences_to_a_faint_one_everywh
     visible[..., :2, :] = 0.25  # a fifth of the pixels clearly different: the same mean difference
     assert (faint - a).abs().mean() == pytest.approx((visible - a).abs().mean())
     assert diversity_hinge(a, faint, margin=0.2).item() == pytest.approx(diversity_hinge(a, visible, margin=0.2).item())
-    assert diversity_hinge(a, visible, margin=0.2, knee=0.15).item() < diversity_hinge(a, faint, margin=0.2, knee=0.15).item()
+    hinge = lambda b: diversity_hinge(a, b, margin=0.2, knee=0.15).item()
+    assert hinge(visible) < hinge(faint)
 
 
 def test_save_and_load_round_trip(tmp_path):

@@ -8,11 +8,11 @@ import math
 
 import pytest
 import torch
+from conftest import convert
+from corpus import picture
 from safetensors.torch import load_file, save_file
 
 import sketchify.serialization as serialization
-from conftest import convert
-from corpus import picture
 from sketchify.errors import SketchifyError
 from sketchify.serialization import load_model
 
@@ -89,3 +89,16 @@ def test_a_mistyped_local_path_is_not_sent_to_the_hub(tmp_path, monkeypatch, pho
     picture().save(photos / "a.jpg")
     run = convert("runs/mdoel", photos, "-o", tmp_path / "out")
     assert run.code == 2 and "no such model folder" in run.text, run.text
+
+
+def test_default_names_the_shipped_model_from_any_folder(tmp_path, monkeypatch):
+    from sketchify.finetune import load_source
+
+    monkeypatch.chdir(tmp_path)  # not a clone: no weights/ here
+    shipped = serialization.default_weights()
+    assert serialization.resolve_model_folder("default") == shipped == serialization.resolve_model_folder(None)
+    source = load_source("default")  # train --init-from default
+    assert source.where == shipped and source.model.config == load_model(shipped).config
+    (tmp_path / "default").mkdir()  # a folder of that name is ./default
+    with pytest.raises(SketchifyError, match="not a model folder"):
+        load_model("./default")

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from conftest import digests, size_of, tiny_config
 from PIL import Image
 
-from conftest import digests, size_of, tiny_config
 from sketchify.data import SketchDataset, find_pairs
 from sketchify.pack import main as pack_main
 
@@ -19,7 +19,7 @@ def test_a_pack_holds_the_same_pairs_at_the_load_size(pair_dir, tmp_path, capsys
     assert all(min(size_of(p.photo)) == 32 and min(size_of(p.sketch)) == 32 for p in after)
     assert all(Image.open(p.sketch).mode == "L" for p in after)  # grey drawings are stored grey
     # training reads the pack as it reads the originals, up to JPEG's re-encoding
-    load = lambda pairs: SketchDataset(pairs, load_size=32, image_size=32, augment=False)  # noqa: E731
+    load = lambda pairs: SketchDataset(pairs, load_size=32, image_size=32, augment=False)
     for a, b in zip(load(before), load(after)):
         assert (a["photo"] - b["photo"]).abs().mean() < 0.05 and (a["sketch"] - b["sketch"]).abs().mean() < 0.05
 
