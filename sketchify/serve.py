@@ -20,6 +20,7 @@ import math
 import re
 import socket
 import socketserver
+import sys
 import threading
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -78,8 +79,6 @@ class SketchServer(ThreadingHTTPServer):
 
     def handle_error(self, request, client_address):
         """A client that drops its connection is not the server's problem; anything else gets one line."""
-        import sys
-
         error = sys.exc_info()[1]
         if not isinstance(error, (ConnectionError, TimeoutError)) and self.log:
             self.log(f"error with {client_address[0]}: {type(error).__name__}: {one_line(error)}")

@@ -260,19 +260,22 @@ def test_the_page_draws_a_photo_and_its_samples_in_chromium(server, sketcher, tm
     from selenium.webdriver.common.keys import Keys
     from selenium.webdriver.support.ui import WebDriverWait
 
-    good, bad = tmp_path / "cat.jpg", tmp_path / "notes.jpg"
+    good, bad, big = tmp_path / "cat.jpg", tmp_path / "notes.jpg", tmp_path / "big.jpg"
     photo(9, size=(64, 48)).save(good)
     bad.write_text("not a photo")
+    big.write_bytes(b"\xff" * (MAX_BODY + 1))
     browser = headless_chromium()
     try:
         wait = WebDriverWait(browser, 30)
         browser.get(server.url)
         wait.until(lambda b: len(b.find_elements(By.CSS_SELECTOR, "input[name=style]")) == len(sketcher.styles))
-        browser.find_element(By.ID, "file").send_keys(f"{good}\n{bad}")
+        browser.find_element(By.ID, "file").send_keys(f"{good}\n{bad}\n{big}")
         sketch = wait.until(lambda b: b.find_elements(By.CSS_SELECTOR, "img[alt^='sketch of cat.jpg']"))[0]
         assert browser.execute_script("return [arguments[0].naturalWidth, arguments[0].naturalHeight]", sketch) == [64, 48]
-        alert = wait.until(lambda b: b.find_elements(By.CSS_SELECTOR, ".status.bad"))[0]
-        assert "Could not draw notes.jpg: photo: not an image" in alert.text
+        alerts = wait.until(lambda b: len(b.find_elements(By.CSS_SELECTOR, ".status.bad")) == 2
+                            and b.find_elements(By.CSS_SELECTOR, ".status.bad"))
+        assert "Could not draw notes.jpg: photo: not an image" in alerts[0].text
+        assert "Could not draw big.jpg: the photo is larger than this server takes (200,000 bytes" in alerts[1].text
         # the keyboard alone: the next style with an arrow key redraws; Samples is a real button
         browser.find_element(By.CSS_SELECTOR, "input[name=style]:checked").send_keys(Keys.ARROW_RIGHT)
         wait.until(lambda b: b.find_elements(By.CSS_SELECTOR, "img[alt='sketch of cat.jpg in the shaded-pencil style']"))
