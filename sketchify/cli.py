@@ -348,9 +348,11 @@ def evaluate(
 @app.command()
 @cli_errors
 def serve(
-    host: str = typer.Option("127.0.0.1", "--host", metavar="ADDRESS", help="Address to listen on; the default lets only this machine in."),
-    port: int = typer.Option(8000, "--port", "-p", metavar="N", min=0, max=65535, help="Port to listen on (0: any free one)."),
-    weights: Optional[str] = WeightsOpt,
+    host: str = typer.Option(
+        "127.0.0.1", "--host", metavar="ADDRESS", help="Address to listen on; the default lets only this machine in."),
+    port: int = typer.Option(
+        8000, "--port", "-p", metavar="N", min=0, max=65535, help="Port to listen on (0: any free one)."),
+    weights: str | None = WeightsOpt,
     device: Device = DeviceOpt,
 ):
     """A web page to sketch photos in the browser, and the HTTP API it uses: sketchify serve, then open the address."""

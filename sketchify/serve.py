@@ -142,7 +142,8 @@ class Handler(BaseHTTPRequestHandler):
             return
         except Exception as e:  # noqa: BLE001 - a bug: the client gets words, the console the details
             self.log_message("internal error on %s: %s: %s", url.path, type(e).__name__, one_line(e))
-            status, kind, body = HTTPStatus.INTERNAL_SERVER_ERROR, JSON, error_body(f"internal error ({type(e).__name__})")
+            status, kind = HTTPStatus.INTERNAL_SERVER_ERROR, JSON
+            body = error_body(f"internal error ({type(e).__name__})")
         try:
             self.send(status, kind, body)
         except (ConnectionError, TimeoutError):

@@ -14,9 +14,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
+from conftest import cli, lively, photo, tiny_config
 from PIL import Image
 
-from conftest import cli, lively, photo, tiny_config
 from sketchify.inference import Sketcher
 from sketchify.model import SketchModel
 from sketchify.serve import SketchServer
@@ -250,7 +250,8 @@ def headless_chromium():
 
     options = webdriver.ChromeOptions()
     options.binary_location = chromium
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1200,1000"):
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                "--window-size=1200,1000"):
         options.add_argument(arg)
     return webdriver.Chrome(service=Service(driver), options=options)
 
@@ -271,15 +272,18 @@ def test_the_page_draws_a_photo_and_its_samples_in_chromium(server, sketcher, tm
         wait.until(lambda b: len(b.find_elements(By.CSS_SELECTOR, "input[name=style]")) == len(sketcher.styles))
         browser.find_element(By.ID, "file").send_keys(f"{good}\n{bad}\n{big}")
         sketch = wait.until(lambda b: b.find_elements(By.CSS_SELECTOR, "img[alt^='sketch of cat.jpg']"))[0]
-        assert browser.execute_script("return [arguments[0].naturalWidth, arguments[0].naturalHeight]", sketch) == [64, 48]
+        size = browser.execute_script("return [arguments[0].naturalWidth, arguments[0].naturalHeight]", sketch)
+        assert size == [64, 48]
         alerts = wait.until(lambda b: len(b.find_elements(By.CSS_SELECTOR, ".status.bad")) == 2
                             and b.find_elements(By.CSS_SELECTOR, ".status.bad"))
         assert "Could not draw notes.jpg: photo: not an image" in alerts[0].text
         assert "Could not draw big.jpg: the photo is larger than this server takes (200,000 bytes" in alerts[1].text
         # the keyboard alone: the next style with an arrow key redraws; Samples is a real button
         browser.find_element(By.CSS_SELECTOR, "input[name=style]:checked").send_keys(Keys.ARROW_RIGHT)
-        wait.until(lambda b: b.find_elements(By.CSS_SELECTOR, "img[alt='sketch of cat.jpg in the shaded-pencil style']"))
-        browser.find_element(By.CSS_SELECTOR, "button[aria-label='Draw several samples of cat.jpg']").send_keys(Keys.ENTER)
+        redrawn = "img[alt='sketch of cat.jpg in the shaded-pencil style']"
+        wait.until(lambda b: b.find_elements(By.CSS_SELECTOR, redrawn))
+        samples = browser.find_element(By.CSS_SELECTOR, "button[aria-label='Draw several samples of cat.jpg']")
+        samples.send_keys(Keys.ENTER)
         wait.until(lambda b: len(b.find_elements(By.CSS_SELECTOR, "img[alt^='sample ']")) == 4)
         assert browser.find_element(By.ID, "download-all").is_enabled()
         browser.save_screenshot(str(tmp_path / "serve.png"))
