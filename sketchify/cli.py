@@ -416,5 +416,21 @@ def evaluate(
         json_out.write_text(json.dumps(results, indent=2) + "\n")
 
 
+@app.command()
+@cli_errors
+def serve(
+    host: str = typer.Option(
+        "127.0.0.1", "--host", metavar="ADDRESS", help="Address to listen on; the default lets only this machine in."),
+    port: int = typer.Option(
+        8000, "--port", "-p", metavar="N", min=0, max=65535, help="Port to listen on (0: any free one)."),
+    weights: str | None = WeightsOpt,
+    device: Device = DeviceOpt,
+):
+    """A web page to sketch photos in the browser, and the HTTP API it uses: sketchify serve, then open the address."""
+    from .serve import serve as run
+
+    run(lambda: load_sketcher(weights, device), host=host, port=port, log=lambda line: say(line, out))
+
+
 def main():
     app()
