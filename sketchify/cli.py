@@ -55,10 +55,12 @@ MaxSideOpt = typer.Option(
     help="Never draw a photo's long side larger than this; 0: no limit (large drawings run tile by tile).")
 SizeOpt = typer.Option(
     None, "--size", metavar="PX", min=0,
-    help="Short side, in pixels, that photos are drawn at before the sketch is scaled to the photo's size. "
-         "Default: the "
-         "model's (240 for the shipped one), the scale its faces were learned at; larger gives finer strokes on big "
-         "scenes; 0: each photo's own size.")
+    help="Short side, in pixels, that photos are drawn at before the sketch is enlarged to the photo's size. "
+         "Default: the photo's own, at least the model's draw_size (240 for the shipped one, the scale its faces "
+         "were learned at) and at most 3 times it; 0: each photo's own size.")
+LineWeightOpt = typer.Option(
+    0.0, "--line-weight", metavar="PX",
+    help="Make strokes this many pixels wider at the sketch's size; negative: thinner (e.g. -2 to 4).")
 MaxPixelsOpt = typer.Option(
     DEFAULT_MAX_PIXELS, "--max-pixels", metavar="N", min=1,
     help="Refuse images with more pixels than this (decompression-bomb guard).")
@@ -120,10 +122,12 @@ def cli_errors(fn):
     return wrapper
 
 
-def load_sketcher(weights, device: Device, max_side: int = DEFAULT_MAX_SIDE, size: int | None = None):
+def load_sketcher(weights, device: Device, max_side: int = DEFAULT_MAX_SIDE, size: int | None = None,
+                  line_weight: float = 0.0):
     from .inference import Sketcher
 
-    return Sketcher.from_pretrained(weights, device=device.value, max_side=max_side, size=size)
+    return Sketcher.from_pretrained(weights, device=device.value, max_side=max_side, size=size,
+                                    line_weight=line_weight)
 
 
 @app.command()
@@ -165,6 +169,7 @@ def convert(
         help="Convert only shard K (0-based) of N, chosen by a hash of each file's path, for N parallel jobs."),
     max_side: int = MaxSideOpt,
     size: int | None = SizeOpt,
+    line_weight: float = LineWeightOpt,
     max_pixels: int = MaxPixelsOpt,
 ):
     """Convert photos to sketches: sketchify convert photos/ -o sketches/"""
@@ -177,7 +182,8 @@ def convert(
     positive("--temperature", temperature, zero=True)
     draw = dict(style=style, seed=seed, temperature=temperature, fmt=fmt, quality=quality)
     if str(output) == "-" or any(str(i) == "-" for i in inputs):
-        return convert_stream(inputs, output, load_sketcher(weights, device, max_side, size), max_pixels, **draw)
+        sketcher = load_sketcher(weights, device, max_side, size, line_weight)
+        return convert_stream(inputs, output, sketcher, max_pixels, **draw)
     plan = conv.plan(inputs, output, recursive=recursive, fmt=fmt, suffix=suffix, shard=conv.parse_shard(shard))
     counts = {"converted": 0, "skipped": 0, "failed": 0}
     for r in plan.problems:
@@ -188,7 +194,7 @@ def convert(
     if not plan.found and not plan.problems:
         hint = "" if recursive else " (use --recursive for subfolders)"
         raise SketchifyError(f"no images found in {', '.join(map(str, inputs))}{hint}")
-    sketcher = load_sketcher(weights, device, max_side, size) if plan.jobs else None
+    sketcher = load_sketcher(weights, device, max_side, size, line_weight) if plan.jobs else None
     redrawn, written = [], []  # skipped sketches drawn with other settings; sketches on disk
     try:
         for r in run_batch(conv, sketcher, plan.jobs, dict(draw, batch_size=batch_size, overwrite=overwrite,
@@ -260,6 +266,7 @@ def sample(
     device: Device = DeviceOpt,
     max_side: int = MaxSideOpt,
     size: int | None = SizeOpt,
+    line_weight: float = LineWeightOpt,
     max_pixels: int = MaxPixelsOpt,
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing sample files."),
 ):
@@ -270,7 +277,7 @@ def sample(
     positive("--temperature", temperature, zero=True)
     names = sample_names(image, output, n, overwrite=overwrite)
     photo = load_photo(image, max_pixels=max_pixels)
-    sketcher = load_sketcher(weights, device, max_side, size)
+    sketcher = load_sketcher(weights, device, max_side, size, line_weight)
     sketches = sketcher.samples(photo, n, style=style, seed=seed, temperature=temperature)
     save_samples(photo, sketches, names)
     say(f"{n} sketches of {image} -> {output}/{image.stem}_0.png ... and {names[-1].name}", out)

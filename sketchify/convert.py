@@ -27,7 +27,6 @@ from .images import (
     read_description,
     save_atomic,
 )
-from .tensors import to_image
 
 PREFETCH_PIXELS = 64_000_000  # decoded photos waiting for the model: about 200 MB of RGB
 # errors that no other file will escape either: stop the batch instead of failing every file
@@ -265,7 +264,8 @@ def run(sketcher, jobs: list[Job], *, style: str | None = None, seed: int | None
                         yield result
                     else:
                         job, size, sketch = result
-                        saves.append((job, pool.submit(write, sketch, size, job.dst, fmt, quality, settings, written)))
+                        saves.append((job, pool.submit(write, sketcher.finish, sketch, size, job.dst, fmt, quality,
+                                                       settings, written)))
                 while saves and (saves[0][1].done() or len(saves) > 2 * batch_size):
                     yield finish(*saves.popleft())
             while saves:
@@ -325,11 +325,12 @@ def differences(recorded: str | None, settings: str) -> str:
     return "exists, drawn with " + "; ".join(changed) if changed else "exists"
 
 
-def write(sketch, size: tuple[int, int], dst: Path, fmt: str, quality: int | None, settings: str,
+def write(enlarge, sketch, size: tuple[int, int], dst: Path, fmt: str, quality: int | None, settings: str,
           written: list[Path] | None = None) -> None:
-    """Scale the sketch to its photo's size and save it (in a thread: this and encoding overlap the model)."""
+    """Enlarge the sketch to its photo's size (with Sketcher.finish) and save it, in a thread: this and
+    encoding overlap the model."""
     dst.parent.mkdir(parents=True, exist_ok=True)
-    save_atomic(to_image(sketch, size), dst, fmt, quality=quality, description=settings)
+    save_atomic(enlarge(sketch, size), dst, fmt, quality=quality, description=settings)
     if written is not None:
         written.append(dst)  # list.append is atomic: safe from the writer threads
 

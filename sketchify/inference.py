@@ -12,14 +12,19 @@ import torch.nn.functional as F
 from PIL import Image, ImageOps
 
 from .device import pick_device
+from .enlarge import enlarge
 from .errors import SketchifyError
 from .fast import FastSketch
 from .images import DEFAULT_MAX_SIDE, load_photo, to_rgb
 from .model import LATENT_STRIDES, SketchModel, draw_noise
-from .tensors import fit, to_image, to_tensor
+from .tensors import fit, to_tensor
 
 TILE = 512  # working images larger than TILE x TILE run tile by tile, so memory stays flat
 OVERLAP = 128  # context each tile borrows from its neighbours (a multiple of the stride); covers the model's reach
+# photos are drawn at their own size up to this many times the model's draw_size (short side), then enlarged
+# (sketchify.enlarge): the shipped model's faces keep their likeness there, a face a tenth of a phone photo's width
+# still has eyes, and a 12 MP photo draws in about a second
+MAX_DRAW_SCALE = 3.0
 
 
 class Sketcher:
@@ -31,29 +36,33 @@ class Sketcher:
     """
 
     def __init__(self, model: SketchModel, *, device: torch.device | str = "cpu", max_side: int = DEFAULT_MAX_SIDE,
-                 size: int | None = None, tile: int = TILE):
-        """size: the short side photos are drawn at (None: the model's draw_size, the scale it learned; 0: each
-        photo's own size); max_side: the long side is never drawn larger (0: no limit). The sketch is scaled
-        back to the photo's size."""
+                 size: int | None = None, tile: int = TILE, line_weight: float = 0.0):
+        """size: the short side photos are drawn at (None: drawn_short_side's rule; 0: each photo's own size);
+        max_side: the long side is never drawn larger (0: no limit). The sketch is then enlarged to the photo's
+        size (sketchify.enlarge), its strokes line_weight pixels wider there (negative: thinner)."""
         if max_side < 0 or 0 < max_side < model.config.stride:  # smaller draws a flat grey page
             raise SketchifyError(f"max_side {max_side}: use 0 (full size) or at least {model.config.stride}, "
                                  "the model's stride")
+        if not math.isfinite(line_weight):
+            raise SketchifyError(f"line_weight {line_weight}: use a finite number of pixels")
         self.device = torch.device(device)
         # channels_last: oneDNN's fast convolution layout on CPU, 1.6x at 256 px here, same output
         self.model = model.to(self.device, memory_format=torch.channels_last).eval()
         self.config = model.config
         self.max_side = max_side
-        self.size = model.config.draw_size if size is None else size
+        self.size = size
         self.tile = tile
+        self.line_weight = line_weight
         self._fast: dict[int, FastSketch] = {}  # per style index, built on first use
 
     @classmethod
     def from_pretrained(cls, source: str | Path | None = None, *, device: str = "auto",
-                        max_side: int = DEFAULT_MAX_SIDE, size: int | None = None) -> Sketcher:
+                        max_side: int = DEFAULT_MAX_SIDE, size: int | None = None,
+                        line_weight: float = 0.0) -> Sketcher:
         """Load a model folder, a Hub repo id, or (None or "default") the shipped weights."""
         dev = pick_device(device)
         model = SketchModel.from_pretrained(source, device=dev)
-        return cls(model, device=dev, max_side=max_side, size=size)
+        return cls(model, device=dev, max_side=max_side, size=size, line_weight=line_weight)
 
     @functools.cached_property
     def model_id(self) -> str:
@@ -79,11 +88,11 @@ class Sketcher:
         check_noise(seed, temperature)
         photos = [as_photo(im) for im in images]
         drawn = self.draw([self.prepare(p) for p in photos], style=style, seed=seed, temperature=temperature)
-        return [to_image(sketch, p.size) for sketch, p in zip(drawn, photos)]
+        return [self.finish(sketch, p.size) for sketch, p in zip(drawn, photos)]
 
     def prepare(self, photo: Image.Image) -> torch.Tensor:
         """A photo as draw() takes it: (3, h, w) at its working size. Apart from draw() so that a pipeline can
-        resize the next photos in threads while the model draws (to_image scales a sketch back)."""
+        resize the next photos in threads while the model draws (finish enlarges a sketch to its photo's size)."""
         return to_tensor(fit(photo, self._work_size(photo)))
 
     def draw(self, photos: list[torch.Tensor], *, style: str | None = None, seed: int | None = None,
@@ -112,15 +121,20 @@ class Sketcher:
         x = self.prepare(photo)[None]
         gen = torch.Generator().manual_seed(seed) if seed is not None else None
         eps = [self._noise(x.shape, None, gen) for _ in range(n)]
-        return [to_image(self._draw(x, style, temperature, [e])[0], photo.size) for e in eps]
+        return [self.finish(self._draw(x, style, temperature, [e])[0], photo.size) for e in eps]
+
+    def finish(self, sketch: torch.Tensor, size: tuple[int, int]) -> Image.Image:
+        """A drawn (1, h, w) sketch as the photo's (width, height) image, with this Sketcher's line weight."""
+        return enlarge(sketch, size, line_weight=self.line_weight)
 
     # helpers
 
     def _work_size(self, photo: Image.Image) -> tuple[int, int]:
-        """The size a photo is drawn at: its short side at self.size (the scale the model learned faces at),
-        the long side about max_side at most, both multiples of the model's stride."""
+        """The size a photo is drawn at: its short side at self.size or drawn_short_side's, the long side about
+        max_side at most, both multiples of the model's stride."""
         w, h = photo.size
-        scale = self.size / min(w, h) if self.size else 1.0
+        short = drawn_short_side(min(w, h), self.config.draw_size) if self.size is None else self.size
+        scale = short / min(w, h) if short else 1.0
         if self.max_side and max(w, h) * scale > self.max_side:
             scale = self.max_side / max(w, h)
         # sides rounded to the model's stride (an aspect change of a few pixels, undone when the sketch is scaled
@@ -169,6 +183,13 @@ def check_noise(seed: int | None, temperature: float) -> None:
         raise SketchifyError(f"seed {seed}: use a whole number from 0 to {2**64 - 1}")
     if not (math.isfinite(temperature) and temperature >= 0):
         raise SketchifyError(f"temperature {temperature}: use a finite number of 0 or more")
+
+
+def drawn_short_side(short: int, draw_size: int) -> int:
+    """The short side a photo is drawn at by default: its own, but at least the model's draw_size (the scale it
+    learned: a thumbnail's features would be too small to draw) and at most MAX_DRAW_SCALE times it (the model's
+    likeness fades further from its scale, and the time grows with the pixels; the sketch is enlarged instead)."""
+    return int(min(max(short, draw_size), MAX_DRAW_SCALE * draw_size))
 
 
 def tiles(h: int, w: int, tile: int, overlap: int = OVERLAP):
