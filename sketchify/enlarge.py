@@ -28,7 +28,10 @@ from .tensors import to_image
 
 BAND = 256  # output rows enlarged at once: 4000 x 256 float32 is 4 MB a buffer
 MAX_REACH = 3.0  # drawing pixels averaged either side along a stroke, at most: the model's grain is 2-3 px
-MAX_GAIN = 3.0  # steepest ink curve: steeper makes the lightest strokes and shading flat black or white
+MAX_GAIN = 2.5  # steepest ink curve: steeper makes the lightest strokes and shading flat black or white
+# how far the steepest curve's middle moves into the ink (darkness 0.5 + this): the enlargement's blur spread each
+# stroke's edges outwards, so its middle grey lies outside the stroke the model drew
+THINNING = 0.15
 
 # helpers
 
@@ -97,9 +100,10 @@ def flow_smooth(x: np.ndarray, reach: float, taps: int = 7) -> np.ndarray:
 
 
 def ink_curve(grey: np.ndarray, gain: float) -> np.ndarray:
-    """Steepen (H, W) grey about mid-grey, in place: slope `gain` through 0.5, clipped to [0, 1]. Gain 1 changes
-    nothing. (Symmetric, so it is the same curve on darkness.)"""
-    grey -= 0.5
+    """Steepen (H, W) grey in place: slope `gain` through mid-grey, clipped to [0, 1], the middle moved towards the
+    ink as the curve steepens (THINNING at MAX_GAIN). Gain 1 changes nothing."""
+    middle = 0.5 - THINNING * (gain - 1) / (MAX_GAIN - 1)
+    grey -= middle
     grey *= gain
     grey += 0.5
     return np.clip(grey, 0.0, 1.0, out=grey)
