@@ -121,7 +121,7 @@ def convert(
     weights: Optional[str] = WeightsOpt,
     device: Device = DeviceOpt,
     batch_size: int = typer.Option(4, "--batch-size", "-b", metavar="N", min=1, help="Photos of one size drawn together."),
-    fmt: str = typer.Option("png", "--format", "-f", metavar="png|jpg|webp", help="Output image format (jpeg and any case work too)."),
+    fmt: str = typer.Option("png", "--format", "-f", metavar="png|jpg|webp|svg", help="Output image format (jpeg and any case work too); svg traces the ink into vector paths (pip install 'sketchify\\[svg]')."),
     quality: Optional[int] = typer.Option(None, "--quality", "-q", metavar="Q", min=1, max=100, help="jpg/webp quality, 1-100 (default: jpg 92; webp lossless, exact grey like png)."),
     suffix: str = typer.Option("", "--suffix", metavar="TEXT", help="Appended to output names (photo.jpg -> photo{suffix}.png)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Redo sketches that already exist (never touches inputs)."),
@@ -220,16 +220,19 @@ def sample(
     size: Optional[int] = SizeOpt,
     max_pixels: int = MaxPixelsOpt,
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing sample files."),
+    fmt: str = typer.Option("png", "--format", "-f", metavar="png|jpg|webp|svg", help="Format of the sketches (the sheet is png)."),
 ):
     """Several different sketches of one photo, and a contact sheet of them."""
+    from .convert import drawing_settings
     from .files import file_id
-    from .images import load_photo
+    from .images import format_name, load_photo
     from .sheet import save_samples
 
     positive("--temperature", temperature, zero=True)
     if output.exists() and not output.is_dir():
         raise SketchifyError(f"-o {output}: is a file, not a folder; choose a folder for the samples")
-    names = [output / f"{image.stem}_{i}.png" for i in range(n)] + [output / f"{image.stem}_sheet.png"]
+    fmt = format_name(fmt)
+    names = [output / f"{image.stem}_{i}.{fmt}" for i in range(n)] + [output / f"{image.stem}_sheet.png"]
     if file_id(image) in {file_id(p) for p in names}:
         raise SketchifyError(f"{image}: its samples would overwrite it; choose another --output")
     existing = [p for p in names if p.exists()]
@@ -238,8 +241,28 @@ def sample(
     photo = load_photo(image, max_pixels=max_pixels)
     sketcher = load_sketcher(weights, device, max_side, size)
     sketches = sketcher.samples(photo, n, style=style, seed=seed, temperature=temperature)
-    save_samples(photo, sketches, names)
-    say(f"{n} sketches of {image} -> {output}/{image.stem}_0.png ... and {names[-1].name}", out)
+    t = sketcher.config.sample_temperature if temperature is None else temperature
+    save_samples(photo, sketches, names, fmt=fmt, description=drawing_settings(sketcher, style=style, seed=seed,
+                                                                                temperature=t))
+    say(f"{n} sketches of {image} -> {output}/{names[0].name} ... and {names[-1].name}", out)
+
+
+@app.command()
+@cli_errors
+def export(
+    output: Path = typer.Option(..., "--output", "-o", metavar="FILE.onnx", help="The ONNX file to write (a previous export is replaced; any other file only with --overwrite)."),
+    style: Optional[str] = StyleOpt,
+    weights: Optional[str] = WeightsOpt,
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace OUTPUT even if it is not a sketchify export."),
+):
+    """Write the drawing network for one style (t = 0) as ONNX: photo (1, 3, H, W) RGB in [0, 1], H and W
+    multiples of 16 -> sketch (1, 1, H, W). Needs pip install 'sketchify\\[export]'."""
+    from .export import check_onnx, export_onnx, model_files
+
+    check_onnx()
+    sketcher = load_sketcher(weights, Device.cpu)
+    drawn = export_onnx(sketcher, output, style=style, overwrite=overwrite, inputs=model_files(weights))
+    say(f"{drawn} -> {output} ({output.stat().st_size / 2**20:.1f} MiB)", out)
 
 
 @app.command()

@@ -48,14 +48,16 @@ def thumbnail(im: Image.Image, height: int, max_side: int) -> Image.Image:
     return im.convert("RGB").resize((max(1, round(im.width * s)), max(1, round(im.height * s))), Image.BICUBIC)
 
 
-def save_samples(photo: Image.Image, sketches: list[Image.Image], names: list[Path]) -> None:
-    """The sketches under names[:-1] and their contact sheet, beside the photo, under names[-1]."""
+def save_samples(photo: Image.Image, sketches: list[Image.Image], names: list[Path], *, fmt: str = "png",
+                 description: str | None = None) -> None:
+    """The sketches under names[:-1] (in fmt, recording description) and their contact sheet, beside the
+    photo, under names[-1] (png)."""
     folder = names[-1].parent
     try:
         folder.mkdir(parents=True, exist_ok=True)
         remove_leftovers(folder)  # a killed run's .part files
         for sketch, path in zip(sketches, names):
-            save_atomic(sketch, path, "png")
+            save_atomic(sketch, path, fmt, description=description)
         save_atomic(contact_sheet([photo, *sketches]), names[-1], "png")
     except OSError as e:
         raise SketchifyError(f"cannot write to {folder}: {e.strerror or e}") from None
