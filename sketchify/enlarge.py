@@ -26,6 +26,7 @@ from PIL import Image
 
 from .tensors import to_image
 
+PLAIN = 1.25  # enlarged less than this (a drawing's stride rounding, a small step up): plain bicubic blurs nothing
 BAND = 256  # output rows enlarged at once: 4000 x 256 float32 is 4 MB a buffer
 MAX_REACH = 3.0  # drawing pixels averaged either side along a stroke, at most: the model's grain is 2-3 px
 MAX_GAIN = 2.5  # steepest ink curve: steeper makes the lightest strokes and shading flat black or white
@@ -150,15 +151,15 @@ def scale_of(sketch_size: tuple[int, int], size: tuple[int, int]) -> float:
 def enlarge(sketch: torch.Tensor, size: tuple[int, int], *, line_weight: float = 0.0, band: int = BAND) -> Image.Image:
     """(1, h, w) sketch in [0, 1] -> greyscale PIL image of size (width, height) with crisp strokes.
 
-    A sketch no smaller than size, with line_weight 0, is resized as before (bicubic): nothing is enlarged."""
+    A sketch enlarged less than PLAIN times, with line_weight 0, is resized plainly (bicubic)."""
     _, h, w = sketch.shape
     f = scale_of((w, h), size)
-    if f <= 1 and line_weight == 0:
+    if f < PLAIN and line_weight == 0:
         return to_image(sketch, size)
-    reach = min(f - 1, MAX_REACH) if f > 1 else 0.0  # the grain matters as much as it is enlarged
+    reach = min(f - 1, MAX_REACH) if f >= PLAIN else 0.0  # the grain matters as much as it is enlarged
     smooth = np.clip(flow_smooth(sketch[0].numpy().astype(np.float32), reach), 0, 1)
     src = Image.fromarray(smooth, "F")
-    gain = min(max(f, 1.0), MAX_GAIN)
+    gain = min(f, MAX_GAIN) if f >= PLAIN else 1.0
     width, height = size
     halo = math.ceil(abs(line_weight) / 2)  # rows a band's line weight reads beyond it
     out = np.empty((height, width), np.uint8)
