@@ -124,6 +124,9 @@ class ModelConfig(JsonConfig):
             (not self.styles or len(set(self.styles)) != len(self.styles), "styles should be distinct names"),
             (self.default_style not in self.styles, f"default_style {self.default_style!r} is not among its styles"),
             (len(self.styles) > 256, f"styles: {len(self.styles)} is more than 256"),
+            # --style 2 picks the third style: a style named "2" would be ambiguous
+            (any(str(s).isdigit() for s in self.styles), "style names should not be whole numbers (those pick a "
+                                                         "style by its position)"),
             (len(self.latent_channels) != 4 or not all(1 <= k <= MAX_WIDTH for k in self.latent_channels),
              f"latent_channels should be 4 numbers from 1 to {MAX_WIDTH}, got {list(self.latent_channels)}"),
             (len(self.widths) != 5 or not all(1 <= w <= MAX_WIDTH for w in self.widths),
@@ -144,6 +147,8 @@ class ModelConfig(JsonConfig):
         return 16
 
     def style_index(self, style: str | int | None) -> int:
+        """A style's position from its name or its position (a number, or a string of digits); None: the
+        default. The one place a style is looked up: everything else keeps the name (style_name)."""
         if style is None:
             style = self.default_style
         if isinstance(style, int) or (isinstance(style, str) and style.isdigit()):
@@ -153,6 +158,9 @@ class ModelConfig(JsonConfig):
         elif style in self.styles:
             return self.styles.index(style)
         raise SketchifyError(f"unknown style {style!r}; choose one of: {', '.join(self.styles)}")
+
+    def style_name(self, style: str | int | None) -> str:
+        return self.styles[self.style_index(style)]
 
 
 @dataclass

@@ -74,10 +74,19 @@ def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
     os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
     try:
         write(tmp)
+        sync(tmp)  # the data on disk before the name: after a power cut, the old file or the whole new one
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def sync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def remove_leftovers(folder: Path) -> list[Path]:

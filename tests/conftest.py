@@ -90,9 +90,10 @@ def deadline(seconds: int):
         signal.signal(signal.SIGALRM, old)
 
 
-def stop_convert_midway(photos: Path, out: Path, model: Path, sig: int) -> tuple[list[str], int, str, str]:
-    """`sketchify convert` in a process of its own, sent sig once its first sketch is on disk: (the command,
-    its exit code, stdout, stderr)."""
+def stop_convert_midway(photos: Path, out: Path, model: Path, sig: int,
+                        times: int = 1) -> tuple[list[str], int, str, str]:
+    """`sketchify convert` in a process of its own, sent sig (times times, 50 ms apart) once its first sketch is
+    on disk: (the command, its exit code, stdout, stderr)."""
     import subprocess
     import sys
     import time
@@ -103,7 +104,9 @@ def stop_convert_midway(photos: Path, out: Path, model: Path, sig: int) -> tuple
     limit = time.monotonic() + 60
     while time.monotonic() < limit and not (out.exists() and any(out.glob("*.png"))):
         time.sleep(0.02)
-    proc.send_signal(sig)
+    for i in range(times):
+        time.sleep(0.05 if i else 0)
+        proc.send_signal(sig)
     stdout, stderr = proc.communicate(timeout=60)
     return cmd, proc.returncode, stdout, stderr
 
