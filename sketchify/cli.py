@@ -191,21 +191,37 @@ def convert_stream(inputs, output, weights, device, draw: dict, saving, max_pixe
 def sample(image: Path = o.Photo, n: int = o.SampleCount, output: Path = o.SampleOutput,
            style: str | None = o.Style, seed: int | None = o.Seed, temperature: float | None = o.SampleTemperature,
            weights: str | None = o.Weights, device: o.Device = o.DeviceChoice, max_side: int | None = o.MaxSide,
-           size: int | None = o.Size, max_pixels: int = o.MaxPixels, overwrite: bool = o.SampleOverwrite):
+           size: int | None = o.Size, max_pixels: int = o.MaxPixels, overwrite: bool = o.SampleOverwrite,
+           fmt: str = o.SampleFormat):
     """Several different sketches of one photo, and a contact sheet of them."""
-    from .images import load_photo
+    from .images import format_name, load_photo
     from .sheet import sample_names, save_samples
 
     if str(output) == "-":
         raise SketchifyError(f"-o -: sample writes {n} sketches and a contact sheet; give a folder")
-    names = sample_names(image, output, n, overwrite=overwrite)
+    fmt = format_name(fmt)
+    names = sample_names(image, output, n, fmt=fmt, overwrite=overwrite)
     photo = load_photo(image, max_pixels=max_pixels)
     sketcher = load_sketcher(weights, device)
     settings = sketcher.settings(style=style, seed=seed, temperature=temperature, size=size, max_side=max_side,
                                  for_samples=True)
     sketches = sketcher.samples(photo, n, settings)
-    save_samples(photo, sketches, names, record=settings.record(sketcher.model_id, photo=image.name))
-    say(f"{n} sketches of {image} -> {output}/{image.stem}_0.png ... and {names[-1].name}", out)
+    save_samples(photo, sketches, names, fmt=fmt, record=settings.record(sketcher.model_id, photo=image.name))
+    say(f"{n} sketches of {image} -> {output}/{names[0].name} ... and {names[-1].name}", out)
+
+
+@app.command()
+@cli_errors
+def export(output: Path = o.ExportOutput, style: str | None = o.Style, weights: str | None = o.Weights,
+           overwrite: bool = o.ExportOverwrite):
+    """Write the drawing network for one style (t = 0) as ONNX: photo (1, 3, H, W) RGB in [0, 1], H and W
+    multiples of 16 -> sketch (1, 1, H, W). Needs pip install 'sketchify\\[export]'."""
+    from .export import check_onnx, export_onnx, model_files
+
+    check_onnx()
+    sketcher = load_sketcher(weights, o.Device.cpu)
+    drawn = export_onnx(sketcher, output, style=style, overwrite=overwrite, inputs=model_files(weights))
+    say(f"{drawn} -> {output} ({output.stat().st_size / 2**20:.1f} MiB)", out)
 
 
 @app.command()

@@ -76,7 +76,9 @@ Temperature = typer.Option(
     0.0, "--temperature", "-t", metavar="T", min=0.0, help="Noise scale; 0 gives the mean (cleanest) sketch.")
 BatchSize = typer.Option(4, "--batch-size", "-b", metavar="N", min=1, help="Photos of one size drawn together.")
 Format = typer.Option(
-    "png", "--format", "-f", metavar="png|jpg|webp", help="Output image format (jpeg and any case work too).")
+    "png", "--format", "-f", metavar="png|jpg|webp|svg",
+    help="Output image format (jpeg and any case work too); svg traces the ink into vector paths "
+         "(pip install 'sketchify\\[svg]').")
 Quality = typer.Option(
     None, "--quality", "-q", metavar="Q", min=1, max=100,
     help="jpg/webp quality, 1-100 (default: jpg 92; webp lossless, exact grey like png).")
@@ -100,6 +102,16 @@ SampleTemperature = typer.Option(
     help="Noise scale: higher varies more (default: the model's sample_temperature).")
 SampleOverwrite = typer.Option(
     False, "--overwrite", help="Replace existing samples (never a file that is not sketchify's).")
+SampleFormat = typer.Option(
+    "png", "--format", "-f", metavar="png|jpg|webp|svg", help="Format of the sketches (the sheet is png).")
+
+# export
+
+ExportOutput = typer.Option(
+    ..., "--output", "-o", metavar="FILE.onnx",
+    help="The ONNX file to write (a previous export is replaced; any other file only with --overwrite).")
+ExportOverwrite = typer.Option(
+    False, "--overwrite", help="Replace OUTPUT even if it is not a sketchify export.")
 
 # train
 

@@ -13,12 +13,12 @@ from .images import on_disk, save_atomic
 SHEET_MAX_SIDE = 8192  # a sheet never grows past this: a 50000x1 panorama would otherwise make a 23 GB one
 
 
-def sample_names(photo: Path, folder: Path, n: int, *, overwrite: bool = False) -> list[Path]:
-    """STEM_0.png ... STEM_{n-1}.png and STEM_sheet.png in folder; never the photo, never an existing file
+def sample_names(photo: Path, folder: Path, n: int, *, fmt: str = "png", overwrite: bool = False) -> list[Path]:
+    """STEM_0.FMT ... STEM_{n-1}.FMT and STEM_sheet.png in folder; never the photo, never an existing file
     unless overwrite."""
     if folder.exists() and not folder.is_dir():
         raise SketchifyError(f"-o {folder}: is a file, not a folder; choose a folder for the samples")
-    names = [folder / f"{photo.stem}_{i}.png" for i in range(n)] + [folder / f"{photo.stem}_sheet.png"]
+    names = [folder / f"{photo.stem}_{i}.{fmt}" for i in range(n)] + [folder / f"{photo.stem}_sheet.png"]
     if file_id(photo) in {file_id(p) for p in names}:
         raise SketchifyError(f"{photo}: its samples would overwrite it; choose another --output")
     for path in names:
@@ -65,16 +65,16 @@ def thumbnail(im: Image.Image, height: int, max_side: int) -> Image.Image:
     return im.convert("RGB").resize((max(1, round(im.width * s)), max(1, round(im.height * s))), Image.BICUBIC)
 
 
-def save_samples(photo: Image.Image, sketches: list[Image.Image], names: list[Path], *,
+def save_samples(photo: Image.Image, sketches: list[Image.Image], names: list[Path], *, fmt: str = "png",
                  record: str | None = None) -> None:
-    """The sketches under names[:-1] and their contact sheet, beside the photo, under names[-1]; each carries
-    record (DrawSettings.record), which marks it as sketchify's."""
+    """The sketches under names[:-1] (in fmt) and their contact sheet, beside the photo, under names[-1] (png);
+    each carries record (DrawSettings.record), which marks it as sketchify's."""
     folder = names[-1].parent
     try:
         folder.mkdir(parents=True, exist_ok=True)
         remove_leftovers(folder)  # a killed run's .part files
         for sketch, path in zip(sketches, names):
-            save_atomic(sketch, path, "png", description=record)
+            save_atomic(sketch, path, fmt, description=record)
         save_atomic(contact_sheet([photo, *sketches]), names[-1], "png", description=record)
     except OSError as e:
         raise SketchifyError(f"cannot write to {folder}: {e.strerror or e}") from None
