@@ -235,12 +235,12 @@ def run_batch(conv, sketcher, jobs, options):
 def convert_stream(inputs, output, sketcher, max_pixels, **draw):
     """One photo from a file or standard input (-) to standard output (-)."""
     from .convert import stream
+    from .files import write_stdout
 
     if len(inputs) != 1 or str(output) != "-":
         raise SketchifyError("- (standard input or output) takes one photo: sketchify convert - -o - < a.jpg > a.png")
     source = sys.stdin.buffer if str(inputs[0]) == "-" else inputs[0]
-    sys.stdout.buffer.write(stream(sketcher, source, max_pixels=max_pixels, **draw))
-    sys.stdout.buffer.flush()
+    write_stdout(stream(sketcher, source, max_pixels=max_pixels, **draw))
 
 
 @app.command()
@@ -335,9 +335,8 @@ def train(
     positive("--time-limit", time_limit)
     try:
         model = run_training(opts)
-    except OSError as e:  # a full disk, a read-only folder: what training was writing, and why
-        raise SketchifyError(f"{e.filename or output}: {e.strerror or e}; training stopped (the last checkpoint "
-                             "is whole: --resume continues from it)") from None
+    except OSError as e:  # an unreadable folder (writing errors say themselves what training kept)
+        raise SketchifyError(f"{e.filename or output}: {e.strerror or e}; training stopped") from None
     out.print(f"done: sketchify convert photos/ -o sketches/ --weights {model}", markup=False)
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import errno
-import io
 import itertools
 import json
 import os
@@ -25,6 +24,7 @@ from .images import (
     load_photo,
     pixel_count,
     read_description,
+    read_stream,
     save_atomic,
 )
 from .tensors import to_image
@@ -116,7 +116,7 @@ def parse_shard(text: str | None) -> tuple[int, int] | None:
 def stream(sketcher, source, *, fmt: str = "png", quality: int | None = None,
            max_pixels: int | None = DEFAULT_MAX_PIXELS, **draw) -> bytes:
     """One photo (a path or an open binary file, e.g. standard input) to the encoded bytes of its sketch."""
-    data = source if isinstance(source, Path) else io.BytesIO(source.read())  # Pillow needs to seek
+    data = source if isinstance(source, Path) else read_stream(source)  # Pillow needs to seek
     sketch = sketcher.sketch(load_photo(data, max_pixels=max_pixels), **draw)
     return encode(sketch, fmt, quality=quality, description=drawing_settings(sketcher, **draw))
 
