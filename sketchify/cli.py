@@ -149,8 +149,9 @@ def convert(
         4, "--batch-size", "-b", metavar="N", min=1,
         help="Photos of one size drawn together."),
     fmt: str = typer.Option(
-        "png", "--format", "-f", metavar="png|jpg|webp",
-        help="Output image format (jpeg and any case work too)."),
+        "png", "--format", "-f", metavar="png|jpg|webp|svg",
+        help="Output image format (jpeg and any case work too); svg traces the ink into vector paths "
+             "(pip install 'sketchify\\[svg]')."),
     quality: int | None = typer.Option(
         None, "--quality", "-q", metavar="Q", min=1, max=100,
         help="jpg/webp quality, 1-100 (default: jpg 92; webp lossless, exact grey like png)."),
@@ -262,18 +263,44 @@ def sample(
     size: int | None = SizeOpt,
     max_pixels: int = MaxPixelsOpt,
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing sample files."),
+    fmt: str = typer.Option(
+        "png", "--format", "-f", metavar="png|jpg|webp|svg", help="Format of the sketches (the sheet is png)."),
 ):
     """Several different sketches of one photo, and a contact sheet of them."""
-    from .images import load_photo
+    from .convert import drawing_settings
+    from .images import format_name, load_photo
     from .sheet import sample_names, save_samples
 
     positive("--temperature", temperature, zero=True)
-    names = sample_names(image, output, n, overwrite=overwrite)
+    fmt = format_name(fmt)
+    names = sample_names(image, output, n, fmt=fmt, overwrite=overwrite)
     photo = load_photo(image, max_pixels=max_pixels)
     sketcher = load_sketcher(weights, device, max_side, size)
     sketches = sketcher.samples(photo, n, style=style, seed=seed, temperature=temperature)
-    save_samples(photo, sketches, names)
-    say(f"{n} sketches of {image} -> {output}/{image.stem}_0.png ... and {names[-1].name}", out)
+    t = sketcher.config.sample_temperature if temperature is None else temperature
+    save_samples(photo, sketches, names, fmt=fmt, description=drawing_settings(sketcher, style=style, seed=seed,
+                                                                                temperature=t))
+    say(f"{n} sketches of {image} -> {output}/{names[0].name} ... and {names[-1].name}", out)
+
+
+@app.command()
+@cli_errors
+def export(
+    output: Path = typer.Option(
+        ..., "--output", "-o", metavar="FILE.onnx",
+        help="The ONNX file to write (a previous export is replaced; any other file only with --overwrite)."),
+    style: str | None = StyleOpt,
+    weights: str | None = WeightsOpt,
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace OUTPUT even if it is not a sketchify export."),
+):
+    """Write the drawing network for one style (t = 0) as ONNX: photo (1, 3, H, W) RGB in [0, 1], H and W
+    multiples of 16 -> sketch (1, 1, H, W). Needs pip install 'sketchify\\[export]'."""
+    from .export import check_onnx, export_onnx, model_files
+
+    check_onnx()
+    sketcher = load_sketcher(weights, Device.cpu)
+    drawn = export_onnx(sketcher, output, style=style, overwrite=overwrite, inputs=model_files(weights))
+    say(f"{drawn} -> {output} ({output.stat().st_size / 2**20:.1f} MiB)", out)
 
 
 @app.command()

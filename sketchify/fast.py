@@ -54,6 +54,10 @@ def add_phases(out: torch.Tensor, phases: torch.Tensor) -> torch.Tensor:
     """
     n, o, h2, w2 = out.shape
     h, w = h2 // 2, w2 // 2
+    if torch.onnx.is_in_onnx_export():  # the exporter loses writes into views: the same sum, out of place
+        parts = phases.unflatten(1, (2, 2, o))
+        grid = torch.stack([parts[:, a, b, :, a:a + h, b:b + w] for a in (0, 1) for b in (0, 1)], dim=2)
+        return out + F.pixel_shuffle(grid.flatten(1, 2), 2)  # channel 4 o + 2 a + b -> pixel (2 i + a, 2 j + b)
     grid = out.unflatten(3, (w, 2)).unflatten(2, (h, 2))  # (N, O, H, 2, W, 2), a view of out
     parts = phases.unflatten(1, (2, 2, o))
     for a in (0, 1):

@@ -100,23 +100,27 @@ def pencil_filter(photo: Image.Image, sigma: float = 8.0) -> Image.Image:
     return Image.fromarray(dodge.round().astype(np.uint8), "L")
 
 
-FORMATS = {"png": "PNG", "jpg": "JPEG", "webp": "WEBP"}  # what sketches can be saved as, and Pillow's names
-FORMAT_NAMES = {"png": "png", "jpg": "jpg", "jpeg": "jpg", "webp": "webp"}  # what -f accepts, any case
+FORMATS = {"png": "PNG", "jpg": "JPEG", "webp": "WEBP"}  # the raster formats sketches are saved in, Pillow's names
+FORMAT_NAMES = {"png": "png", "jpg": "jpg", "jpeg": "jpg", "webp": "webp", "svg": "svg"}  # what -f accepts, any case
 MAX_SIDE = {"jpg": 65_535, "webp": 16_383}  # the largest side each format can hold
 DEFAULT_QUALITY = {"jpg": 92}  # webp without a quality is lossless: exact grey, as PNG (lossy webp is colour)
 
 
 def format_name(text: str) -> str:
-    """-f png / jpg / JPG / jpeg / webp -> png, jpg or webp."""
+    """-f png / jpg / JPG / jpeg / webp / svg -> png, jpg, webp or svg."""
     fmt = FORMAT_NAMES.get(text.lower().lstrip("."))
     if fmt is None:
-        raise SketchifyError(f"unknown format {text!r}; choose one of: png, jpg (or jpeg), webp")
+        raise SketchifyError(f"unknown format {text!r}; choose one of: png, jpg (or jpeg), webp, svg")
+    if fmt == "svg":  # an optional extra: a missing one is said here, before any work
+        from .vector import check_vtracer
+
+        check_vtracer()
     return fmt
 
 
 def check_quality(quality: int | None, fmt: str) -> None:
-    if quality is not None and fmt == "png":
-        raise SketchifyError("--quality applies to jpg and webp; png is lossless")
+    if quality is not None and fmt in ("png", "svg"):
+        raise SketchifyError(f"--quality applies to jpg and webp; {fmt} has none")
 
 
 def check_fits(size: tuple[int, int], fmt: str, name: Path) -> None:
@@ -137,7 +141,11 @@ def save_atomic(img: Image.Image, path: Path, fmt: str, *, quality: int | None =
 
 def encode(img: Image.Image, fmt: str, *, quality: int | None = None, description: str | None = None) -> bytes:
     """The image as a file's bytes; description (how the sketch was drawn) goes into EXIF ImageDescription,
-    the same in every format."""
+    the same in every format (svg: in its <metadata>)."""
+    if fmt == "svg":
+        from .vector import encode_svg
+
+        return encode_svg(img, description=description)
     options = {}
     if fmt == "png":
         # zlib's fastest level: a sketch's grain compresses little, so level 6 (Pillow's default) saves ~10% of
@@ -159,6 +167,10 @@ def encode(img: Image.Image, fmt: str, *, quality: int | None = None, descriptio
 
 def read_description(path: Path) -> str | None:
     """The ImageDescription save_atomic wrote, or None (not ours, unreadable, or no such file)."""
+    if path.suffix.lower() == ".svg":
+        from .vector import read_settings
+
+        return read_settings(path)
     try:
         with open_regular(path) as f, Image.open(f) as im:
             exif = im.getexif()

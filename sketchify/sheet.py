@@ -13,12 +13,12 @@ from .images import save_atomic
 MAX_SIDE = 8192  # a sheet never grows past this: a 50000x1 panorama would otherwise make a 23 GB one
 
 
-def sample_names(photo: Path, folder: Path, n: int, *, overwrite: bool = False) -> list[Path]:
-    """STEM_0.png ... STEM_{n-1}.png and STEM_sheet.png in folder; never the photo, never an existing file
+def sample_names(photo: Path, folder: Path, n: int, *, fmt: str = "png", overwrite: bool = False) -> list[Path]:
+    """STEM_0.FMT ... STEM_{n-1}.FMT and STEM_sheet.png in folder; never the photo, never an existing file
     unless overwrite."""
     if folder.exists() and not folder.is_dir():
         raise SketchifyError(f"-o {folder}: is a file, not a folder; choose a folder for the samples")
-    names = [folder / f"{photo.stem}_{i}.png" for i in range(n)] + [folder / f"{photo.stem}_sheet.png"]
+    names = [folder / f"{photo.stem}_{i}.{fmt}" for i in range(n)] + [folder / f"{photo.stem}_sheet.png"]
     if file_id(photo) in {file_id(p) for p in names}:
         raise SketchifyError(f"{photo}: its samples would overwrite it; choose another --output")
     existing = [p for p in names if p.exists()]
@@ -62,14 +62,16 @@ def thumbnail(im: Image.Image, height: int, max_side: int) -> Image.Image:
     return im.convert("RGB").resize((max(1, round(im.width * s)), max(1, round(im.height * s))), Image.BICUBIC)
 
 
-def save_samples(photo: Image.Image, sketches: list[Image.Image], names: list[Path]) -> None:
-    """The sketches under names[:-1] and their contact sheet, beside the photo, under names[-1]."""
+def save_samples(photo: Image.Image, sketches: list[Image.Image], names: list[Path], *, fmt: str = "png",
+                 description: str | None = None) -> None:
+    """The sketches under names[:-1] (in fmt, recording description) and their contact sheet, beside the
+    photo, under names[-1] (png)."""
     folder = names[-1].parent
     try:
         folder.mkdir(parents=True, exist_ok=True)
         remove_leftovers(folder)  # a killed run's .part files
         for sketch, path in zip(sketches, names):
-            save_atomic(sketch, path, "png")
+            save_atomic(sketch, path, fmt, description=description)
         save_atomic(contact_sheet([photo, *sketches]), names[-1], "png")
     except OSError as e:
         raise SketchifyError(f"cannot write to {folder}: {e.strerror or e}") from None
