@@ -16,11 +16,8 @@ from sketchify.serialization import CHECKPOINT_NAME
 
 
 @pytest.fixture
-def run(pair_dir, tmp_path):
-    folder = tmp_path / "run"
-    result = cli("train", pair_dir, "-o", folder, *tiny_settings(epochs=1), "--device", "cpu")
-    assert result.code == 0, result.text
-    return folder
+def run(trained_run):
+    return trained_run
 
 
 def edit(path, tensors=None, **meta):
