@@ -60,7 +60,7 @@ class NonFiniteState(SketchifyError):
 
 def write_tensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> None:
     """A safetensors file, written as every output is: atomically, synced, with the mode the umask gives (safetensors'
-    own save_file makes it owner-only, and reports no error on a full disk). Checked first: a broken state never
+    own save_file makes it owner-only, and its write errors are not OSErrors). Checked first: a broken state never
     replaces a good file."""
     from safetensors import SafetensorError
     from safetensors.torch import save
@@ -280,8 +280,10 @@ def check_optimizer(path: Path, name: str, opt: torch.optim.Optimizer, shapes: d
     params = [p for group in opt.param_groups for p in group["params"]]
     for key, shape in shapes.items():
         pid, _, entry = key.partition(".")
-        if not (pid.isdecimal() and int(pid) < len(params) and entry in ADAM_STATE):
-            raise SketchifyError(f"{path}: optimizer state {name}.{key} names no parameter and entry of {name}")
+        # int() of thousands of digits is itself an error: a parameter number has a few
+        if not (pid.isdecimal() and len(pid) < 10 and int(pid) < len(params) and entry in ADAM_STATE):
+            raise SketchifyError(f"{path}: optimizer state {name}.{key} is not <parameter number>.<"
+                                 f"{' or '.join(ADAM_STATE)}> of {name}'s {len(params)} parameters")
         want = () if entry == "step" else tuple(params[int(pid)].shape)
         if shape != want:
             raise SketchifyError(f"{path}: optimizer state {name}.{key} has shape {shape}, its parameter wants {want}")

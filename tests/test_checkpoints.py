@@ -72,10 +72,12 @@ def load_meta(path):
         return f.metadata()
 
 
-def test_an_optimizer_tensor_with_a_bad_name(pair_dir, run, tmp_path):
-    edit(run / CHECKPOINT_NAME, {"opt_g.notanint.exp_avg": torch.zeros(3)})
-    one_error(cli("train", pair_dir, "-o", run, "--resume", "--epochs", "2", "--device", "cpu"),
-              "opt_g.notanint.exp_avg")
+@pytest.mark.parametrize("name", ["opt_g.notanint.exp_avg", "opt_g.0.momentum", "opt_d.99999.exp_avg",
+                                  "opt_g." + "9" * 5000 + ".exp_avg", "scheduler.0.x"],
+                         ids=["word", "entry", "past_the_end", "5000_digits", "prefix"])
+def test_an_optimizer_tensor_with_a_bad_name(name, pair_dir, run):
+    edit(run / CHECKPOINT_NAME, {name: torch.zeros(3)})
+    one_error(cli("train", pair_dir, "-o", run, "--resume", "--epochs", "2", "--device", "cpu"), name[:20])
 
 
 @pytest.mark.parametrize("name", ["opt_g.0.exp_avg", "opt_d.1.exp_avg_sq"])
