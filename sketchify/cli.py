@@ -168,6 +168,7 @@ def convert_stream(inputs, output, weights, device, draw: dict, saving, max_pixe
     """One photo from a file or standard input (-) to standard output (-). A photo that cannot be drawn exits 1,
     as it would in a batch; a mistake in the command, 2."""
     from .convert import stream
+    from .files import write_stdout
 
     if len(inputs) != 1 or str(output) != "-":
         raise SketchifyError("- (standard input or output) takes one photo: sketchify convert - -o - < a.jpg > a.png")
@@ -179,11 +180,7 @@ def convert_stream(inputs, output, weights, device, draw: dict, saving, max_pixe
     except SketchifyError as e:
         say(f"failed: {e}")
         raise typer.Exit(1) from None
-    try:
-        sys.stdout.buffer.write(data)
-        sys.stdout.buffer.flush()
-    except OSError as e:  # a full disk or a closed pipe behind standard output
-        raise SketchifyError(f"-: cannot write the sketch to standard output ({e.strerror or e})") from None
+    write_stdout(data)
 
 
 @app.command()
@@ -243,9 +240,8 @@ def train(data: list[Path] = o.TrainData, output: Path = o.Run, config: Path | N
     positive("--time-limit", time_limit)
     try:
         model = run_training(opts)
-    except OSError as e:  # a full disk, a read-only folder: what training was writing, and why
-        raise SketchifyError(f"{e.filename or output}: {e.strerror or e}; training stopped (the last checkpoint "
-                             "is whole: --resume continues from it)") from None
+    except OSError as e:  # an unreadable folder (writing errors say themselves what training kept)
+        raise SketchifyError(f"{e.filename or output}: {e.strerror or e}; training stopped") from None
     out.print(f"done: sketchify convert photos/ -o sketches/ --weights {model}", markup=False)
 
 

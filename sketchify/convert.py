@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import errno
-import io
 import itertools
 import os
 import zlib
@@ -26,6 +25,7 @@ from .images import (
     on_disk,
     pixel_count,
     read_description,
+    read_stream,
     save_atomic,
 )
 from .settings import DrawSettings, differences, recorded_photo
@@ -164,25 +164,11 @@ def stream(sketcher, source, settings: DrawSettings | None = None, output: Outpu
            max_pixels: int | None = DEFAULT_MAX_PIXELS) -> bytes:
     """One photo (a path or an open binary file, e.g. standard input) to the encoded bytes of its sketch."""
     settings = settings or sketcher.defaults
-    data = source if isinstance(source, Path) else io.BytesIO(read_at_most(source, max_bytes(max_pixels)))
+    data = source if isinstance(source, Path) else read_stream(source)  # Pillow needs to seek
     sketch = sketcher.sketch(load_photo(data, max_pixels=max_pixels), settings)
     photo = source.name if isinstance(source, Path) else None
     return encode(sketch, output.fmt, quality=output.quality,
                   description=settings.record(sketcher.model_id, photo=photo))
-
-
-def max_bytes(max_pixels: int | None) -> int:
-    """The most bytes a photo within max_pixels can take: 6 bytes a pixel (16-bit RGB, uncompressed), and room
-    for its metadata. Bounds what standard input may hold in memory."""
-    return 6 * (max_pixels or DEFAULT_MAX_PIXELS) + 2**24
-
-
-def read_at_most(source, limit: int) -> bytes:
-    data = source.read(limit + 1)
-    if len(data) > limit:
-        raise SketchifyError(f"-: standard input holds more than {limit:,} bytes, more than any photo within "
-                             "--max-pixels; raise --max-pixels if you trust it")
-    return data
 
 
 def check_suffix(suffix: str) -> None:

@@ -16,13 +16,19 @@ from .files import atomic_write, is_regular, open_regular
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif", ".heic", ".heif", ".avif"}
 DEFAULT_MAX_PIXELS = 89_478_485  # Pillow's own decompression-bomb guard
 READING = threading.local()  # the file this thread is decoding: Pillow's warnings do not name it
+MAX_PHOTO_BYTES = 50 * 2**20  # one photo from a stream (standard input), as `sketchify serve` takes one upload
+# Training holds every image scaled to the load size on its short side: at 16:1 that is already 240 x 3840 px;
+# a longer, thinner image is a strip or a mistake, and at 1:80000 it would be 240 x 19.2 M px
+MAX_TRAINING_ASPECT = 16
 
 
-def load_photo(source: str | Path | BinaryIO, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Image.Image:
+def load_photo(source: str | Path | BinaryIO, *, max_pixels: int | None = DEFAULT_MAX_PIXELS,
+               max_aspect: float | None = None) -> Image.Image:
     """Open an image as upright RGB on white: EXIF orientation applied, alpha flattened, first frame only.
 
     source is a path (a regular file: a pipe or device is refused, never waited on) or an open binary file.
-    Pillow's process-wide settings are left as the host application set them; max_pixels is checked here.
+    Pillow's process-wide settings are left as the host application set them; max_pixels (and max_aspect, the
+    long side over the short one) are checked here, from the header, before anything is decoded.
     """
     path = Path(source) if isinstance(source, (str, Path)) else Path(getattr(source, "name", "-"))
     try:
@@ -30,6 +36,9 @@ def load_photo(source: str | Path | BinaryIO, *, max_pixels: int | None = DEFAUL
             with Image.open(f) as im:
                 if max_pixels is not None and im.width * im.height > max_pixels:
                     raise Image.DecompressionBombError(f"{im.width * im.height} pixels")
+                if max_aspect is not None and max(im.size) > max_aspect * min(im.size):
+                    raise SketchifyError(f"{path}: {im.width}x{im.height} is too long and thin to train on (the "
+                                         f"long side more than {max_aspect} times the short one)")
                 im.seek(0)
                 im.load()
                 return to_rgb(ImageOps.exif_transpose(im))
@@ -58,6 +67,16 @@ def warning_line(message) -> str:
     path = getattr(READING, "path", None)
     text = " ".join(str(message).split())
     return f"{path}: {text}" if path is not None else text
+
+
+def read_stream(f: BinaryIO, name: str = "- (standard input)") -> io.BytesIO:
+    """A photo from a stream that cannot seek (Pillow must), read into memory up to MAX_PHOTO_BYTES: an endless
+    pipe is an error, not all the memory there is."""
+    data = f.read(MAX_PHOTO_BYTES + 1)
+    if len(data) > MAX_PHOTO_BYTES:
+        raise SketchifyError(f"{name}: more than {MAX_PHOTO_BYTES:,} bytes, larger than any photo this tool reads "
+                             "from a stream; give the file's name instead")
+    return io.BytesIO(data)
 
 
 def is_empty(path: Path) -> bool:

@@ -20,7 +20,7 @@ from PIL import Image, ImageChops
 
 from .config import TrainConfig
 from .errors import SketchifyError
-from .images import IMAGE_SUFFIXES, load_photo
+from .images import IMAGE_SUFFIXES, MAX_TRAINING_ASPECT, load_photo
 from .tensors import resize_short
 
 JPEG_QUALITY = 80  # near-lossless for photos and pencil at this size; FS2K + CUHK + BSDS pack into about 38 MB
@@ -52,7 +52,8 @@ def pack(folders: list[str | Path], out: str | Path, *, size: int = TrainConfig(
 
 
 def copy_scaled(src: Path, dst: Path, size: int) -> None:
-    img = load_photo(src)  # read as training reads it: upright (the copy carries no EXIF), alpha on white paper
+    # read as training reads it: upright (the copy carries no EXIF), alpha on white paper, no long thin strips
+    img = load_photo(src, max_aspect=MAX_TRAINING_ASPECT)
     if is_grey(img):  # a pencil sketch saved as RGB: a third of the bytes as grey
         img = img.convert("L")
     if min(img.size) > size:  # never enlarged: training scales up as well as this would

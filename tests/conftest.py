@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import re
+import shutil
 import signal
 import traceback
 from contextlib import contextmanager
@@ -199,8 +200,11 @@ def sketch_of(img: Image.Image) -> Image.Image:
 
 @pytest.fixture
 def pair_dir(tmp_path) -> Path:
+    return make_pairs(tmp_path / "data")
+
+
+def make_pairs(data: Path) -> Path:
     """DATA/photos + DATA/sketches (+ styles.csv) with 12 pairs in two styles."""
-    data = tmp_path / "data"
     (data / "photos").mkdir(parents=True)
     (data / "sketches").mkdir()
     rows = []
@@ -214,6 +218,20 @@ def pair_dir(tmp_path) -> Path:
         writer.writeheader()
         writer.writerows(rows)
     return data
+
+
+@pytest.fixture(scope="module")
+def trained_once(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("trained")
+    result = cli("train", make_pairs(root / "data"), "-o", root / "run", *tiny_settings(epochs=1), "--device", "cpu")
+    assert result.code == 0, result.text
+    return root / "run"
+
+
+@pytest.fixture
+def trained_run(trained_once, tmp_path) -> Path:
+    """RUN/ after one epoch of a tiny model on pair_dir's pairs: trained once per test module, copied for each test."""
+    return Path(shutil.copytree(trained_once, tmp_path / "run"))
 
 
 @pytest.fixture
