@@ -116,7 +116,7 @@ def convert(inputs: list[Path] = o.Inputs, output: Path = o.ConvertOutput, recur
     draw = dict(style=style, seed=seed, temperature=temperature, size=size, max_side=max_side)
     if str(output) == "-" or any(str(i) == "-" for i in inputs):
         return convert_stream(inputs, output, weights, device, draw, saving, max_pixels)
-    plan = conv.plan(inputs, output, recursive=recursive, fmt=saving.fmt, suffix=suffix,
+    plan = conv.plan_outputs(inputs, output, recursive=recursive, fmt=saving.fmt, suffix=suffix,
                      shard=conv.parse_shard(shard))
     tally = conv.Tally()
     for r in plan.problems:

@@ -64,7 +64,7 @@ class TrainOptions:
     log: callable = print
 
 
-def plan(opts: TrainOptions, log) -> tuple[ModelConfig, TrainConfig, Checkpoint | None, Source | None]:
+def plan_run(opts: TrainOptions, log) -> tuple[ModelConfig, TrainConfig, Checkpoint | None, Source | None]:
     """The run's configs, and the checkpoint to resume or the model to start from, if any."""
     run, ckpt_path = opts.run, opts.run / CHECKPOINT_NAME
     check_run_folder(run)
@@ -99,7 +99,7 @@ def train(opts: TrainOptions) -> Path:
     main = rank == 0
     log = opts.log if main else (lambda *a, **k: None)
     run = opts.run
-    model_cfg, cfg, ckpt, source = plan(opts, log)
+    model_cfg, cfg, ckpt, source = plan_run(opts, log)
 
     torch.manual_seed(cfg.seed + rank)
     random.seed(cfg.seed + rank)

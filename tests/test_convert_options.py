@@ -108,7 +108,7 @@ def test_decoded_photos_waiting_are_bounded_by_pixels(photos, tmp_path, tiny_mod
 
     monkeypatch.setattr(conv, "load_photo", counting_load)
     monkeypatch.setattr(sketcher, "draw", drawing)
-    plan = conv.plan([photos], tmp_path / "out")
+    plan = conv.plan_outputs([photos], tmp_path / "out")
     results = list(conv.run(sketcher, plan.jobs, batch_size=4, prefetch_pixels=2 * 80 * 60))
     assert [r.status for r in results] == ["converted"] * 12
     assert most[0] <= 3  # two photos' worth of pixels wait, and the one that passed the bound
