@@ -6,7 +6,8 @@ reading, decoding and encoding run in each request's own thread.
     GET  /                  the page (sketchify/web/index.html)
     GET  /api/styles        {"styles": [...], "default": ..., "sample_temperature": ..., "max_body": ..., ...}
     GET  /api/thumbnail     ?style=S: a small sketch of a bundled photo in that style (PNG)
-    POST /api/sketch        ?style=S&seed=N&t=T, the photo's bytes as the body: its sketch, PNG at its size
+    POST /api/sketch        ?style=S&seed=N&t=T&format=png|svg, the photo's bytes as the body: its sketch at its
+                            size, PNG (default) or SVG (vector paths; needs the svg extra)
     POST /api/samples       ?n=K&style=S&seed=N&t=T: {"width", "height", "samples": [K base64 PNGs], ...}
 """
 
@@ -30,7 +31,7 @@ from urllib.parse import parse_qs, urlsplit
 from PIL import Image
 
 from .errors import SketchifyError, one_line
-from .images import DEFAULT_MAX_PIXELS, encode, load_photo
+from .images import DEFAULT_MAX_PIXELS, encode, format_name, load_photo
 from .settings import DrawSettings
 
 MAX_BODY = 50 * 2**20  # bytes of one uploaded photo: more than any camera's JPEG, little enough to hold in memory
@@ -39,6 +40,7 @@ DRAIN = 64 * 2**20  # an oversized body up to this is read and dropped, so the c
 IDLE_TIMEOUT = 60  # seconds a connection may stall mid-request before its thread gives up on it
 JSON = "application/json"
 PNG = "image/png"
+FORMATS = {"png": PNG, "svg": "image/svg+xml"}  # what /api/sketch answers in
 
 
 class ApiError(Exception):
@@ -237,10 +239,15 @@ class Handler(BaseHTTPRequestHandler):
 
     def sketch(self, query: str):
         photo = self.photo()  # the body first: a refusal after reading it leaves the connection clean
-        settings = self.drawing(params(query, {"style", "seed", "t"}))
+        given = params(query, {"style", "seed", "t", "format"})
+        fmt = given.get("format") or "png"
+        if fmt not in FORMATS:
+            raise ApiError(HTTPStatus.BAD_REQUEST, f"format={fmt!r}: use png or svg")
+        format_name(fmt)  # svg needs the extra: said before the drawing, not after
+        settings = self.drawing(given)
         with self.server.model_lock:
             sketch = self.server.sketcher.sketch(photo, settings)
-        return PNG, encode(sketch, "png", description=settings.record(self.server.sketcher.model_id))
+        return FORMATS[fmt], encode(sketch, fmt, description=settings.record(self.server.sketcher.model_id))
 
     def samples(self, query: str):
         photo = self.photo()
