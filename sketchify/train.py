@@ -10,7 +10,7 @@ import os
 import random
 import time
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -89,6 +89,11 @@ def plan_run(opts: TrainOptions, log) -> tuple[ModelConfig, TrainConfig, Checkpo
     base = source.model.config if source else ModelConfig()
     model_cfg, train_cfg = apply_settings(base, file or TrainConfig(), opts.settings)
     train_cfg.diversity_margins(model_cfg.styles)  # a margin for a style the model lacks fails now, not mid-epoch
+    told = any(item.partition("=")[0].strip() == "draw_size" for item in opts.settings)
+    if model_cfg.draw_size != train_cfg.load_size and not told:
+        # the model draws best at the scale it learned: the short side training loads its photos at
+        log(f"draw_size follows load_size: {model_cfg.draw_size} -> {train_cfg.load_size}")
+        model_cfg = replace(model_cfg, draw_size=train_cfg.load_size)
     return model_cfg, train_cfg, None, source
 
 

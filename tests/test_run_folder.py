@@ -212,3 +212,19 @@ def test_nan_weights_in_a_model_are_never_saved(tmp_path):
     with pytest.raises(SketchifyError, match="NaN or infinite"):
         save_model(model, tmp_path / "m")
     assert not (tmp_path / "m" / "model.safetensors").exists()
+
+
+def test_a_new_model_draws_at_the_size_it_learned_at(pair_dir, tmp_path):
+    # draw_size follows load_size for a new run (the scale faces were learned at), unless --set names it
+    from conftest import cli, tiny_settings
+
+    from sketchify.config import ModelConfig
+
+    given = tiny_settings(epochs=1)
+    pairs = [(given[i], given[i + 1]) for i in range(0, len(given), 2)]
+    args = [a for flag, value in pairs if not value.startswith("draw_size=") for a in (flag, value)]
+    run = tmp_path / "run"
+    result = cli("train", pair_dir, "-o", run, *args)
+    assert result.code == 0, result.text
+    assert "draw_size follows load_size: 240 -> 40" in result.text
+    assert ModelConfig.load(run / "model" / "config.json").draw_size == 40
