@@ -154,7 +154,7 @@ def convert_rate(weights: str | None, device: str, size: int, draw: int | None, 
         src.mkdir()
         for i in range(n):
             photo(size, seed=i).save(src / f"{i:03d}.jpg", quality=90)
-        jobs = convert.plan([src], Path(tmp, "sketches")).jobs
+        jobs = convert.plan_outputs([src], Path(tmp, "sketches")).jobs
         list(convert.run(sketcher, jobs[:4]))  # warm-up: oneDNN picks its kernels on the first batch
         start = time.perf_counter()
         results = list(convert.run(sketcher, jobs, overwrite=True))

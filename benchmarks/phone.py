@@ -104,10 +104,10 @@ def convert_rate(sketcher: Sketcher, photos: list[Image.Image]) -> tuple[float, 
         src.mkdir()
         for i, p in enumerate(photos):
             p.save(src / f"{i:03d}.jpg", quality=90)
-        jobs = convert.plan([src], Path(tmp, "sketches")).jobs
+        jobs = convert.plan_outputs([src], Path(tmp, "sketches")).jobs
         list(convert.run(sketcher, jobs[:1]))
         start = time.perf_counter()
-        results = list(convert.run(sketcher, jobs, overwrite=True))
+        results = list(convert.run(sketcher, jobs, output=convert.Output(overwrite=True)))
         ours = len(jobs) / (time.perf_counter() - start)
         if any(r.status != "converted" for r in results):
             raise SystemExit(f"convert failed: {[r.message for r in results if r.status != 'converted'][:3]}")
@@ -158,7 +158,7 @@ def strokes_rows(sketcher: Sketcher, scene: Image.Image, face_scene: Image.Image
 
 def drawn_at(sketcher: Sketcher, photo: Image.Image) -> str:
     """The size the model draws this photo at, as WxH."""
-    return "x".join(map(str, sketcher._work_size(photo)))
+    return "x".join(map(str, sketcher.defaults.work_size(photo.size, sketcher.config.stride)))
 
 
 def time_rows(sketcher: Sketcher, scene: Image.Image, weights: str | None, rows: list) -> None:

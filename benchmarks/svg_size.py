@@ -22,7 +22,6 @@ import resvg_py
 import torch
 from PIL import Image
 
-from sketchify.convert import drawing_settings
 from sketchify.images import encode
 from sketchify.inference import Sketcher
 
@@ -51,7 +50,7 @@ def main():
             for photo in scaled:
                 sketch = sketcher.sketch(photo, style=style)
                 start = time.perf_counter()
-                svg = encode(sketch, "svg", description=drawing_settings(sketcher, style=style))
+                svg = encode(sketch, "svg", description=sketcher.settings(style=style).record(sketcher.model_id))
                 seconds.append(time.perf_counter() - start)
                 png = encode(sketch, "png")
                 drawn = darkness(Image.open(io.BytesIO(bytes(resvg_py.svg_to_bytes(svg_string=svg.decode())))))

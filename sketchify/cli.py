@@ -7,67 +7,21 @@ import signal
 import sys
 import threading
 import time
-from enum import Enum
+import warnings
 from pathlib import Path
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 
-from .config import DEFAULT_STYLES, ModelConfig
+from . import options as o
 from .errors import SketchifyError, one_line, positive
-from .images import DEFAULT_MAX_PIXELS, DEFAULT_MAX_SIDE
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Turn photos into pencil sketches with a hybrid VAE-GAN.")
 out = Console(highlight=False)
 err = Console(stderr=True, highlight=False)
-
-
-class Device(str, Enum):
-    auto = "auto"
-    cpu = "cpu"
-    cuda = "cuda"
-    mps = "mps"
-
-
-class Split(str, Enum):
-    val = "val"
-    train = "train"
-    all = "all"
-
-
-# metavars name what a value is; typer's defaults show Python annotations (<bool>, <list[Path]>)
-WeightsOpt = typer.Option(
-    None, "--weights", "-w", metavar="FOLDER|REPO",
-    help="Model folder, training run folder, Hugging Face Hub repo id, or default: the shipped weights (the default).")
-StyleOpt = typer.Option(
-    None, "--style", "-s", metavar="STYLE",
-    help=f"Drawing style: {', '.join(DEFAULT_STYLES)} (default: the model's, {ModelConfig.default_style}).")
-DeviceOpt = typer.Option(
-    Device.auto, "--device", metavar="auto|cpu|cuda|mps",
-    help="Where the model runs; auto picks CUDA, then MPS, then CPU.")
-SeedOpt = typer.Option(
-    None, "--seed", metavar="N", min=0, max=2**64 - 1,
-    help="Seed for eps: the same seed gives the same sketches.")
-MaxSideOpt = typer.Option(
-    DEFAULT_MAX_SIDE, "--max-side", metavar="PX",
-    help="Never draw a photo's long side larger than this; 0: no limit (large drawings run tile by tile).")
-SizeOpt = typer.Option(
-    None, "--size", metavar="PX", min=0,
-    help="Short side, in pixels, that photos are drawn at before the sketch is enlarged to the photo's size. "
-         "Default: the photo's own, at least the model's draw_size (240 for the shipped one, the scale its faces "
-         "were learned at) and at most 3 times it; 0: each photo's own size.")
-LineWeightOpt = typer.Option(
-    0.0, "--line-weight", metavar="PX",
-    help="Make strokes this many pixels wider at the sketch's size; negative: thinner (e.g. -2 to 4).")
-MaxPixelsOpt = typer.Option(
-    DEFAULT_MAX_PIXELS, "--max-pixels", metavar="N", min=1,
-    help="Refuse images with more pixels than this (decompression-bomb guard).")
-_argument_type, _option_type = typer.core.TyperArgument.display_type_rich, typer.core.TyperOption.display_type_rich
-# typer shows Python annotations (<list[Path]>, <bool>) even beside a metavar, and for --help; the metavar says enough
-typer.core.TyperArgument.display_type_rich = lambda self, ctx: None if self.metavar else _argument_type(self, ctx)
-typer.core.TyperOption.display_type_rich = lambda self, ctx: None if self.is_flag else _option_type(self, ctx)
+o.hide_python_types()
 
 
 def version(show: bool) -> None:
@@ -88,13 +42,29 @@ def say(text: str, console: Console | None = None) -> None:
     (console or err).print(one_line(text), soft_wrap=True, markup=False)
 
 
+def error(text) -> None:
+    err.print(f"[red]error:[/red] {escape(one_line(text))}", soft_wrap=True)
+
+
+# stopping: the CLI turns SIGTERM into the KeyboardInterrupt that Ctrl-C raises; the library's loops finish what
+# they are writing (convert.convert_all), and the CLI prints what was done and exits 130
+
 STOP = {"by": "Ctrl-C"}
 
 
 def on_sigterm(signum, frame):
-    """SIGTERM, as schedulers send on preemption, is handled as Ctrl-C is."""
+    """SIGTERM, as schedulers send on preemption, is handled as Ctrl-C is; a second one while the first is being
+    handled is ignored: the process is already stopping, and will exit 130."""
     STOP["by"] = "SIGTERM"
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     raise KeyboardInterrupt
+
+
+def show_warning(message, category, filename, lineno, file=None, line=None):
+    """Pillow's warnings ("Corrupt EXIF data ...") as one line that names the file being read."""
+    from .images import warning_line
+
+    say(f"warning: {warning_line(message)}")
 
 
 def cli_errors(fn):
@@ -107,256 +77,158 @@ def cli_errors(fn):
         Image.MAX_IMAGE_PIXELS = None  # this process is ours: --max-pixels is checked as each image opens
         in_main = threading.current_thread() is threading.main_thread()  # only there can a handler be set
         old = signal.signal(signal.SIGTERM, on_sigterm) if in_main else None
+        old_warning, warnings.showwarning = warnings.showwarning, show_warning
         try:
             return fn(*args, **kwargs)
         except SketchifyError as e:
-            err.print(f"[red]error:[/red] {escape(one_line(e))}", soft_wrap=True)
+            error(e)
             raise typer.Exit(2) from None
         except KeyboardInterrupt:
             err.print("interrupted")
             raise typer.Exit(130) from None
         finally:
-            if old is not None:
+            warnings.showwarning = old_warning
+            if old is not None and signal.getsignal(signal.SIGTERM) is on_sigterm:  # not once stopping
                 signal.signal(signal.SIGTERM, old)
 
     return wrapper
 
 
-def load_sketcher(weights, device: Device, max_side: int = DEFAULT_MAX_SIDE, size: int | None = None,
-                  line_weight: float = 0.0):
+def load_sketcher(weights, device: o.Device, line_weight: float = 0.0):
     from .inference import Sketcher
 
-    return Sketcher.from_pretrained(weights, device=device.value, max_side=max_side, size=size,
-                                    line_weight=line_weight)
+    return Sketcher.from_pretrained(weights, device=device.value, line_weight=line_weight)
 
 
 @app.command()
 @cli_errors
-def convert(
-    inputs: list[Path] = typer.Argument(
-        ..., readable=False, metavar="INPUT",
-        help="Photos and folders of photos; - reads one photo from standard input."),
-    output: Path = typer.Option(
-        ..., "--output", "-o", metavar="DIR",
-        help="Folder for the sketches (created if needed); - writes one sketch to standard output."),
-    recursive: bool = typer.Option(
-        False, "--recursive", "-r",
-        help="Descend into subfolders, keeping their structure under OUTPUT."),
-    style: str | None = StyleOpt,
-    seed: int | None = SeedOpt,
-    temperature: float = typer.Option(
-        0.0, "--temperature", "-t", metavar="T", min=0.0,
-        help="Noise scale; 0 gives the mean (cleanest) sketch."),
-    weights: str | None = WeightsOpt,
-    device: Device = DeviceOpt,
-    batch_size: int = typer.Option(
-        4, "--batch-size", "-b", metavar="N", min=1,
-        help="Photos of one size drawn together."),
-    fmt: str = typer.Option(
-        "png", "--format", "-f", metavar="png|jpg|webp|svg",
-        help="Output image format (jpeg and any case work too); svg traces the ink into vector paths "
-             "(pip install 'sketchify\\[svg]')."),
-    quality: int | None = typer.Option(
-        None, "--quality", "-q", metavar="Q", min=1, max=100,
-        help="jpg/webp quality, 1-100 (default: jpg 92; webp lossless, exact grey like png)."),
-    suffix: str = typer.Option(
-        "", "--suffix", metavar="TEXT",
-        help="Appended to output names (photo.jpg -> photo{suffix}.png)."),
-    overwrite: bool = typer.Option(
-        False, "--overwrite",
-        help="Redo sketches that already exist (never touches inputs)."),
-    shard: str | None = typer.Option(
-        None, "--shard", metavar="K/N",
-        help="Convert only shard K (0-based) of N, chosen by a hash of each file's path, for N parallel jobs."),
-    max_side: int = MaxSideOpt,
-    size: int | None = SizeOpt,
-    line_weight: float = LineWeightOpt,
-    max_pixels: int = MaxPixelsOpt,
-):
+def convert(inputs: list[Path] = o.Inputs, output: Path = o.ConvertOutput, recursive: bool = o.Recursive,
+            style: str | None = o.Style, seed: int | None = o.Seed, temperature: float = o.Temperature,
+            weights: str | None = o.Weights, device: o.Device = o.DeviceChoice, batch_size: int = o.BatchSize,
+            fmt: str = o.Format, quality: int | None = o.Quality, suffix: str = o.Suffix,
+            overwrite: bool = o.Overwrite, shard: str | None = o.Shard, max_side: int | None = o.MaxSide,
+            size: int | None = o.Size, line_weight: float = o.LineWeight, max_pixels: int = o.MaxPixels):
     """Convert photos to sketches: sketchify convert photos/ -o sketches/"""
     from . import convert as conv
-    from .images import check_quality, format_name
 
     started = time.monotonic()
-    fmt = format_name(fmt)
-    check_quality(quality, fmt)
-    positive("--temperature", temperature, zero=True)
-    draw = dict(style=style, seed=seed, temperature=temperature, fmt=fmt, quality=quality)
+    saving = conv.Output(fmt, quality, overwrite)
+    draw = dict(style=style, seed=seed, temperature=temperature, size=size, max_side=max_side)
     if str(output) == "-" or any(str(i) == "-" for i in inputs):
-        sketcher = load_sketcher(weights, device, max_side, size, line_weight)
-        return convert_stream(inputs, output, sketcher, max_pixels, **draw)
-    plan = conv.plan(inputs, output, recursive=recursive, fmt=fmt, suffix=suffix, shard=conv.parse_shard(shard))
-    counts = {"converted": 0, "skipped": 0, "failed": 0}
+        return convert_stream(inputs, output, lambda: load_sketcher(weights, device, line_weight), draw, saving,
+                              max_pixels)
+    plan = conv.plan_outputs(inputs, output, recursive=recursive, fmt=saving.fmt, suffix=suffix,
+                     shard=conv.parse_shard(shard))
+    tally = conv.Tally()
     for r in plan.problems:
-        counts[r.status] += 1
+        tally.add(r)
         say(f"{r.status}: {r.message}")
     for r in plan.renamed:
         say(f"renamed: {r.message}")
     if not plan.found and not plan.problems:
         hint = "" if recursive else " (use --recursive for subfolders)"
         raise SketchifyError(f"no images found in {', '.join(map(str, inputs))}{hint}")
-    sketcher = load_sketcher(weights, device, max_side, size, line_weight) if plan.jobs else None
-    redrawn, written = [], []  # skipped sketches drawn with other settings; sketches on disk
-    try:
-        for r in run_batch(conv, sketcher, plan.jobs, dict(draw, batch_size=batch_size, overwrite=overwrite,
-                                                           max_pixels=max_pixels, written=written)):
-            counts[r.status] += 1
-            if r.status == "failed":
-                say(f"failed: {r.message}")
-            elif r.status == "skipped" and r.message != "exists":
-                redrawn.append(r)
-    except KeyboardInterrupt:
-        say(f"interrupted: {len(written)} converted before {STOP['by']}; run the same command again to finish")
-        raise typer.Exit(130) from None
-    except conv.OutputError as e:
-        err.print(f"[red]error:[/red] {escape(one_line(e))} after {counts['converted']} converted", soft_wrap=True)
-        raise typer.Exit(2) from None
-    say(f"{counts['converted']} converted, {counts['skipped']} skipped, {counts['failed']} failed "
+    if plan.jobs:
+        sketcher = load_sketcher(weights, device, line_weight)
+        run_jobs(conv, sketcher, plan.jobs, sketcher.settings(**draw), saving, tally,
+                 batch_size=batch_size, max_pixels=max_pixels)
+    say(f"{tally.converted} converted, {tally.skipped} skipped, {tally.failed} failed "
         f"in {time.monotonic() - started:.1f} s -> {output}{conv.unsearched_note(plan)}", out)
-    if redrawn:
-        say(conv.redrawn_note(redrawn))
-    if counts["failed"]:
+    if tally.redrawn:
+        say(conv.redrawn_note(tally.redrawn))
+    if tally.failed:
         raise typer.Exit(1)
 
 
-def run_batch(conv, sketcher, jobs, options):
-    """conv.run's results with a progress bar; after a stop, the sketches being written are finished and counted."""
+def run_jobs(conv, sketcher, jobs, settings, saving, tally, **options) -> None:
+    """convert_all with a progress bar and a line for each failure; a stop or a full disk says what was done."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    if not jobs:
-        return
     bar = Progress(TextColumn("converting"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                    console=err, disable=not err.is_terminal, transient=True)
-    results = conv.run(sketcher, jobs, **options)
+
+    def report(result):
+        if result.status == "failed":
+            say(f"failed: {result.message}")
+        bar.advance(task)
+
     with bar:
         task = bar.add_task("", total=len(jobs))
         try:
-            for r in results:
-                yield r
-                bar.advance(task)
+            conv.convert_all(sketcher, jobs, settings, saving, tally=tally, report=report, **options)
         except KeyboardInterrupt:
-            yield from conv.drain(results)
-            raise
+            say(f"interrupted: {len(tally.written)} converted before {STOP['by']}; run the same command again "
+                "to finish")
+            raise typer.Exit(130) from None
+        except conv.OutputError as e:
+            error(f"{e} after {len(tally.written)} converted")
+            raise typer.Exit(2) from None
 
 
-def convert_stream(inputs, output, sketcher, max_pixels, **draw):
-    """One photo from a file or standard input (-) to standard output (-)."""
+def convert_stream(inputs, output, load, draw: dict, saving, max_pixels) -> None:
+    """One photo from a file or standard input (-) to standard output (-), with the Sketcher load() gives once the
+    command is checked. A photo that cannot be drawn exits 1, as it would in a batch; a mistake in the command, 2."""
     from .convert import stream
+    from .files import write_stdout
 
     if len(inputs) != 1 or str(output) != "-":
         raise SketchifyError("- (standard input or output) takes one photo: sketchify convert - -o - < a.jpg > a.png")
+    sketcher = load()
+    settings = sketcher.settings(**draw)
     source = sys.stdin.buffer if str(inputs[0]) == "-" else inputs[0]
-    sys.stdout.buffer.write(stream(sketcher, source, max_pixels=max_pixels, **draw))
-    sys.stdout.buffer.flush()
+    try:
+        data = stream(sketcher, source, settings, saving, max_pixels=max_pixels)
+    except SketchifyError as e:
+        say(f"failed: {e}")
+        raise typer.Exit(1) from None
+    write_stdout(data)
 
 
 @app.command()
 @cli_errors
-def sample(
-    image: Path = typer.Argument(..., readable=False, metavar="PHOTO", help="One photo."),
-    n: int = typer.Option(5, "--n", "-n", metavar="N", min=1, max=64, help="How many sketches."),
-    output: Path = typer.Option(
-        Path("."), "--output", "-o", metavar="DIR",
-        help="Folder for STEM_0.png ... and STEM_sheet.png."),
-    style: str | None = StyleOpt,
-    seed: int | None = SeedOpt,
-    temperature: float | None = typer.Option(
-        None, "--temperature", "-t", metavar="T", min=0.0,
-        help="Noise scale: higher varies more (default: the model's sample_temperature)."),
-    weights: str | None = WeightsOpt,
-    device: Device = DeviceOpt,
-    max_side: int = MaxSideOpt,
-    size: int | None = SizeOpt,
-    line_weight: float = LineWeightOpt,
-    max_pixels: int = MaxPixelsOpt,
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing sample files."),
-    fmt: str = typer.Option(
-        "png", "--format", "-f", metavar="png|jpg|webp|svg", help="Format of the sketches (the sheet is png)."),
-):
+def sample(image: Path = o.Photo, n: int = o.SampleCount, output: Path = o.SampleOutput,
+           style: str | None = o.Style, seed: int | None = o.Seed, temperature: float | None = o.SampleTemperature,
+           weights: str | None = o.Weights, device: o.Device = o.DeviceChoice, max_side: int | None = o.MaxSide,
+           size: int | None = o.Size, line_weight: float = o.LineWeight, max_pixels: int = o.MaxPixels,
+           overwrite: bool = o.SampleOverwrite, fmt: str = o.SampleFormat):
     """Several different sketches of one photo, and a contact sheet of them."""
-    from .convert import drawing_settings
     from .images import format_name, load_photo
     from .sheet import sample_names, save_samples
 
-    positive("--temperature", temperature, zero=True)
+    if str(output) == "-":
+        raise SketchifyError(f"-o -: sample writes {n} sketches and a contact sheet; give a folder")
     fmt = format_name(fmt)
     names = sample_names(image, output, n, fmt=fmt, overwrite=overwrite)
     photo = load_photo(image, max_pixels=max_pixels)
-    sketcher = load_sketcher(weights, device, max_side, size, line_weight)
-    sketches = sketcher.samples(photo, n, style=style, seed=seed, temperature=temperature)
-    t = sketcher.config.sample_temperature if temperature is None else temperature
-    save_samples(photo, sketches, names, fmt=fmt, description=drawing_settings(sketcher, style=style, seed=seed,
-                                                                                temperature=t))
+    sketcher = load_sketcher(weights, device, line_weight)
+    settings = sketcher.settings(style=style, seed=seed, temperature=temperature, size=size, max_side=max_side,
+                                 for_samples=True)
+    sketches = sketcher.samples(photo, n, settings)
+    save_samples(photo, sketches, names, fmt=fmt, record=settings.record(sketcher.model_id, photo=image.name))
     say(f"{n} sketches of {image} -> {output}/{names[0].name} ... and {names[-1].name}", out)
 
 
 @app.command()
 @cli_errors
-def export(
-    output: Path = typer.Option(
-        ..., "--output", "-o", metavar="FILE.onnx",
-        help="The ONNX file to write (a previous export is replaced; any other file only with --overwrite)."),
-    style: str | None = StyleOpt,
-    weights: str | None = WeightsOpt,
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace OUTPUT even if it is not a sketchify export."),
-):
+def export(output: Path = o.ExportOutput, style: str | None = o.Style, weights: str | None = o.Weights,
+           overwrite: bool = o.ExportOverwrite):
     """Write the drawing network for one style (t = 0) as ONNX: photo (1, 3, H, W) RGB in [0, 1], H and W
     multiples of 16 -> sketch (1, 1, H, W). Needs pip install 'sketchify\\[export]'."""
     from .export import check_onnx, export_onnx, model_files
 
     check_onnx()
-    sketcher = load_sketcher(weights, Device.cpu)
+    sketcher = load_sketcher(weights, o.Device.cpu)
     drawn = export_onnx(sketcher, output, style=style, overwrite=overwrite, inputs=model_files(weights))
     say(f"{drawn} -> {output} ({output.stat().st_size / 2**20:.1f} MiB)", out)
 
 
 @app.command()
 @cli_errors
-def train(
-    data: list[Path] = typer.Argument(
-        ..., metavar="DATA",
-        help="Folders with photos/ and sketches/ (matching names) and optional styles.csv (name,style)."),
-    output: Path = typer.Option(
-        ..., "--output", "-o", metavar="RUN",
-        help="Run folder: training.json, checkpoint, log, sample grids, and the final model/."),
-    config: Path | None = typer.Option(
-        None, "--config", metavar="TRAINING.json",
-        help="A training.json to start from (e.g. weights/training.json); --set overrides it."),
-    settings: list[str] = typer.Option(
-        [], "--set", metavar="KEY=VALUE",
-        help="Override one setting of the model's shape or its training, e.g. --set lr=1e-4 --set "
-             "loss_weights.adv=0.2; "
-             "repeatable."),
-    epochs: int | None = typer.Option(
-        None, "--epochs", min=1, metavar="N",
-        help="Same as --set epochs=N: passes over the training pairs (default 30)."),
-    init_from: str | None = typer.Option(
-        None, "--init-from", metavar="SOURCE",
-        help="Start from a trained model: a model folder, a run folder, a checkpoint, a Hub repo id, or default (the "
-             "shipped model); --set may grow it."),
-    default_style: str | None = typer.Option(
-        None, "--default-style", metavar="STYLE",
-        help="Style of pairs that styles.csv does not name (default: the model's default)."),
-    contours: tuple[Path, Path] | None = typer.Option(
-        None, "--contours", metavar="PHOTOS BOUNDARIES",
-        help="Scene photos and the boundary maps people drew on them (BSDS500 layout, NAME.png, 255 = every "
-             "annotator): "
-             "trains the contour style."),
-    time_limit: float | None = typer.Option(
-        None, "--time-limit", metavar="MINUTES",
-        help="Train for about this many minutes: the epochs are cut to what fits at the pace so far, so the learning "
-             "rate still decays to the end; then export."),
-    resume: bool = typer.Option(
-        False, "--resume",
-        help="Continue OUTPUT's run from its checkpoint; settings given with --set or --config replace the "
-             "checkpoint's, "
-             "and each change is printed."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Start again in an OUTPUT that holds a run."),
-    device: Device = DeviceOpt,
-    workers: int = typer.Option(
-        0, "--workers", min=0, metavar="N",
-        help="Processes that prepare batches beside training; on a GPU machine 2-4 keep the GPU busy."),
-):
+def train(data: list[Path] = o.TrainData, output: Path = o.Run, config: Path | None = o.Config,
+          settings: list[str] = o.Settings, epochs: int | None = o.Epochs, init_from: str | None = o.InitFrom,
+          default_style: str | None = o.TrainDefaultStyle, contours: tuple[Path, Path] | None = o.TrainContours,
+          time_limit: float | None = o.TimeLimit, resume: bool = o.Resume, overwrite: bool = o.TrainOverwrite,
+          device: o.Device = o.DeviceChoice, workers: int = o.Workers):
     """Train encoder, generator and discriminator on photo/sketch pairs. Runs under torchrun for several GPUs."""
     from .train import TrainOptions
     from .train import train as run_training
@@ -369,97 +241,49 @@ def train(
     positive("--time-limit", time_limit)
     try:
         model = run_training(opts)
-    except OSError as e:  # a full disk, a read-only folder: what training was writing, and why
-        raise SketchifyError(f"{e.filename or output}: {e.strerror or e}; training stopped (the last checkpoint "
-                             "is whole: --resume continues from it)") from None
+    except OSError as e:  # an unreadable folder (writing errors say themselves what training kept)
+        raise SketchifyError(f"{e.filename or output}: {e.strerror or e}; training stopped") from None
     out.print(f"done: sketchify convert photos/ -o sketches/ --weights {model}", markup=False)
 
 
 @app.command("eval")
 @cli_errors
-def evaluate(
-    data: list[Path] | None = typer.Argument(
-        None, metavar="[DATA]...",
-        help="Folders with photos/ and sketches/ (and optional styles.csv)."),
-    split: Split = typer.Option(
-        Split.all, "--split", metavar="all|val|train",
-        help="Score every pair (all), or, on the model's own training data, the held-out pairs (val) or the training "
-             "pairs."),
-    default_style: str | None = typer.Option(
-        None, "--default-style", metavar="STYLE",
-        help="Style of pairs that styles.csv does not name."),
-    contours: tuple[Path, Path] | None = typer.Option(
-        None, "--contours", metavar="PHOTOS BOUNDARIES",
-        help="Also score contour F of the contour style on scene photos against the boundary maps of the same names "
-             "(same --split)."),
-    n: int = typer.Option(4, "--n", min=2, metavar="N", help="Samples per photo for the diversity score."),
-    seed: int = typer.Option(0, "--seed", metavar="N", help="Seed for the samples' eps."),
-    temperature: float | None = typer.Option(
-        None, "--temperature", "-t", min=0.0, metavar="T",
-        help="Noise scale of the samples (default: the model's sample_temperature)."),
-    limit: int | None = typer.Option(
-        None, "--limit", min=1, metavar="N",
-        help="Score at most this many pairs per folder."),
-    weights: str | None = WeightsOpt,
-    device: Device = DeviceOpt,
-    json_out: Path | None = typer.Option(
-        None, "--json", metavar="FILE.json",
-        help="Also write the scores to this JSON file."),
-):
+def evaluate(data: list[Path] | None = o.EvalData, split: o.Split = o.SplitChoice,
+             default_style: str | None = o.EvalDefaultStyle, contours: tuple[Path, Path] | None = o.EvalContours,
+             n: int = o.EvalSamples, seed: int = o.EvalSeed, temperature: float | None = o.EvalTemperature,
+             limit: int | None = o.Limit, weights: str | None = o.Weights, device: o.Device = o.DeviceChoice,
+             json_out: Path | None = o.JsonOut):
     """Score a model against reference sketches (ST-LPIPS, KID, MAE, SSIM, diversity) beside a blank page and the
     pencil filter, and optionally scenes against human contours (contour F). Needs pip install 'sketchify\\[train]'."""
-    import json
+    from rich.progress import Progress
 
-    from .evaluate import choose
+    from . import evaluate as ev
 
-    positive("--temperature", temperature, zero=True)
-    if json_out and (json_out.is_dir() or not json_out.absolute().parent.is_dir()):
-        problem = "is a folder" if json_out.is_dir() else "its folder does not exist"
-        raise SketchifyError(f"--json {json_out}: {problem}")
+    if json_out:
+        ev.check_report_path(json_out)
     if not data and not contours:
         raise SketchifyError("nothing to score: give folders of photo/sketch pairs, --contours PHOTOS BOUNDARIES, "
                              "or both")
     sketcher = load_sketcher(weights, device)
-    chosen = choose(data or [], contours, sketcher.config, which=split.value, default_style=default_style,
-                    limit=limit)
-    pairs, scenes = chosen.pairs, chosen.scenes
-    if chosen.unmatched:
-        say(f"skipped: {len(chosen.unmatched)} photos without a reference sketch: "
-            f"{', '.join(map(str, chosen.unmatched[:5]))}" + (", ..." if len(chosen.unmatched) > 5 else ""))
-    for line in chosen.unreadable + chosen.unreadable_scenes:
+    sampling = sketcher.settings(seed=seed, temperature=temperature, for_samples=True)
+    chosen = ev.choose(data or [], contours, sketcher.config, which=split.value, default_style=default_style,
+                       limit=limit)
+    for line in chosen.left_out():
         say(f"skipped: {line}")
-    from rich.progress import Progress
-
-    from .evaluate import Judges, evaluate_contours, score_tables
-    from .evaluate import evaluate as score
-
-    results = {}
     with Progress(console=err, disable=not err.is_terminal, transient=True) as bar:
-        task = bar.add_task("scoring", total=len(pairs) + len(scenes))
-        if pairs:
-            results = score(sketcher, pairs, judges=Judges.load(), n_samples=n, seed=seed, temperature=temperature,
-                            progress=lambda: bar.advance(task))
-        if scenes:
-            results["contours"] = evaluate_contours(sketcher, scenes, progress=lambda: bar.advance(task))
+        task = bar.add_task("scoring", total=len(chosen.pairs) + len(chosen.scenes))
+        results = ev.score(sketcher, chosen, n_samples=n, sampling=sampling, progress=lambda: bar.advance(task))
     console = Console(highlight=False, width=max(out.width, 120))  # never wrap a method's name
-    left_out = f"{len(chosen.unmatched)} photos without a reference, {len(chosen.unreadable)} unreadable, left out"
-    for table in score_tables(results, f"{len(pairs)} {split.value} pairs ({left_out})",
-                              f"{len(scenes)} {split.value} scenes"):
+    for table in ev.score_tables(results, *chosen.titles(split.value)):
         console.print(table)
     if json_out:
-        json_out.write_text(json.dumps(results, indent=2) + "\n")
+        ev.write_report(json_out, results)
 
 
 @app.command()
 @cli_errors
-def serve(
-    host: str = typer.Option(
-        "127.0.0.1", "--host", metavar="ADDRESS", help="Address to listen on; the default lets only this machine in."),
-    port: int = typer.Option(
-        8000, "--port", "-p", metavar="N", min=0, max=65535, help="Port to listen on (0: any free one)."),
-    weights: str | None = WeightsOpt,
-    device: Device = DeviceOpt,
-):
+def serve(host: str = o.Host, port: int = o.Port, weights: str | None = o.Weights,
+          device: o.Device = o.DeviceChoice):
     """A web page to sketch photos in the browser, and the HTTP API it uses: sketchify serve, then open the address."""
     from .serve import serve as run
 

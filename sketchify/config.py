@@ -15,6 +15,11 @@ from .files import read_regular
 
 DEFAULT_STYLES = ("light-pencil", "bold-ink", "shaded-pencil", "portrait", "contour")
 MAX_WIDTH = 4096  # bounds every width before anything is allocated: a hostile config.json cannot exhaust memory
+# Bounds every loss weight and KL factor. Adam keeps each gradient's square, which a weight scales by its square:
+# float32 ends at 3.4e38, so at 1e37 the first step overflows, and the state is infinite for good. At 1e6 (1e12
+# squared) a gradient may still reach about 1e13 before its square overflows; useful weights are below 100.
+MAX_LOSS_WEIGHT = 1e6
+MAX_SEED = 2**32 - 1  # what every generator takes (torch, random, numpy)
 
 # The generator's loss is the weighted sum of these terms (sketchify.step computes each one, by this name).
 LOSS_WEIGHTS = {
@@ -62,17 +67,26 @@ class JsonConfig:
     def load(cls, path: str | Path):
         path = Path(path)
         try:
-            d = json.loads(read_regular(path))  # a pipe or device named config.json is refused, not waited on
+            text = read_regular(path)  # a pipe or device named config.json is refused, not waited on
         except SketchifyError as e:
             raise SketchifyError(f"{path}: missing" if not path.exists() else str(e)) from None
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise SketchifyError(f"{path}: not valid JSON ({e})") from None
+        d = parse_json(text, path)
         if not isinstance(d, dict):
             raise SketchifyError(f"{path}: expected a JSON object")
         try:
             return cls.from_dict(d)
         except SketchifyError as e:
             raise SketchifyError(f"{path}: {e}") from None
+
+
+def parse_json(text: str | bytes, where) -> object:
+    """json.loads with one-line errors; where names the file (or the field) in them."""
+    try:
+        return json.loads(text)
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise SketchifyError(f"{where}: not valid JSON ({e})") from None
+    except RecursionError:  # "[[[[..." 100,000 deep: Python's parser recurses once a level
+        raise SketchifyError(f"{where}: not valid JSON (nested too deeply)") from None
 
 
 def typed(key: str, got, want):
@@ -124,6 +138,9 @@ class ModelConfig(JsonConfig):
             (not self.styles or len(set(self.styles)) != len(self.styles), "styles should be distinct names"),
             (self.default_style not in self.styles, f"default_style {self.default_style!r} is not among its styles"),
             (len(self.styles) > 256, f"styles: {len(self.styles)} is more than 256"),
+            # --style 2 picks the third style: a style named "2" would be ambiguous
+            (any(str(s).isdigit() for s in self.styles), "style names should not be whole numbers (those pick a "
+                                                         "style by its position)"),
             (len(self.latent_channels) != 4 or not all(1 <= k <= MAX_WIDTH for k in self.latent_channels),
              f"latent_channels should be 4 numbers from 1 to {MAX_WIDTH}, got {list(self.latent_channels)}"),
             (len(self.widths) != 5 or not all(1 <= w <= MAX_WIDTH for w in self.widths),
@@ -144,6 +161,8 @@ class ModelConfig(JsonConfig):
         return 16
 
     def style_index(self, style: str | int | None) -> int:
+        """A style's position from its name or its position (a number, or a string of digits); None: the
+        default. The one place a style is looked up: everything else keeps the name (style_name)."""
         if style is None:
             style = self.default_style
         if isinstance(style, int) or (isinstance(style, str) and style.isdigit()):
@@ -153,6 +172,9 @@ class ModelConfig(JsonConfig):
         elif style in self.styles:
             return self.styles.index(style)
         raise SketchifyError(f"unknown style {style!r}; choose one of: {', '.join(self.styles)}")
+
+    def style_name(self, style: str | int | None) -> str:
+        return self.styles[self.style_index(style)]
 
 
 @dataclass
@@ -193,8 +215,9 @@ class TrainConfig(JsonConfig):
                             f"the losses are {', '.join(LOSS_WEIGHTS)}"),
             (set(self.kl_scales) != set(KL_SCALE_KEYS),
              f"kl_scales should give a factor for each of the strides {', '.join(KL_SCALE_KEYS)}"),
-            (not all(math.isfinite(v) and v >= 0 for v in numbers),
-             "loss weights, diversity margins and the knee should be finite numbers >= 0"),
+            (not all(math.isfinite(v) and 0 <= v <= MAX_LOSS_WEIGHT for v in numbers),
+             f"loss weights, kl_scales, diversity margins and the knee should be numbers from 0 to "
+             f"{MAX_LOSS_WEIGHT:,.0f}"),
             (self.perceptual_net not in PERCEPTUAL_NETS,
              f"perceptual_net should be one of {', '.join(PERCEPTUAL_NETS)}, got {self.perceptual_net!r}"),
             (self.image_size < 16 or self.image_size % 16 or self.image_size > 4096,
@@ -207,6 +230,7 @@ class TrainConfig(JsonConfig):
             (not (0 <= self.backbone_lr <= 1), f"backbone_lr should be in [0, 1], got {self.backbone_lr}"),
             (not (0 < self.lr < 1), f"lr should be between 0 and 1, got {self.lr}"),
             (not (0 <= self.val_fraction < 1), f"val_fraction should be in [0, 1), got {self.val_fraction}"),
+            (not 0 <= self.seed <= MAX_SEED, f"seed should be from 0 to {MAX_SEED}, got {self.seed}"),
         ] if bad]
 
     def kl_factors(self) -> list[float]:

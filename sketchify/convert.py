@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import errno
-import io
 import itertools
-import json
 import os
 import zlib
 from collections import deque
@@ -20,13 +18,17 @@ from .images import (
     DEFAULT_MAX_PIXELS,
     IMAGE_SUFFIXES,
     check_fits,
+    check_quality,
     encode,
     format_name,
     load_photo,
+    on_disk,
     pixel_count,
     read_description,
+    read_stream,
     save_atomic,
 )
+from .settings import DrawSettings, differences, recorded_photo
 
 PREFETCH_PIXELS = 64_000_000  # decoded photos waiting for the model: about 200 MB of RGB
 # errors that no other file will escape either: stop the batch instead of failing every file
@@ -60,7 +62,38 @@ class Plan:
     unsearched: int = 0  # subfolders left out without --recursive
 
 
-def plan(inputs: list[Path], out: Path, *, recursive: bool = False, fmt: str = "png", suffix: str = "",
+@dataclass(frozen=True)
+class Output:
+    """How sketches are saved: format (checked and normalised here), its quality, and whether existing
+    sketches are drawn again."""
+
+    fmt: str = "png"
+    quality: int | None = None
+    overwrite: bool = False
+
+    def __post_init__(self):
+        object.__setattr__(self, "fmt", format_name(self.fmt))
+        check_quality(self.quality, self.fmt)
+
+
+@dataclass
+class Tally:
+    """What a batch did so far; `written` gets each sketch as it lands on disk, so a count after an interrupt
+    (which can land between a result and its count) is what is on disk."""
+
+    converted: int = 0
+    skipped: int = 0
+    failed: int = 0
+    redrawn: list[Result] = field(default_factory=list)  # skipped sketches drawn with other settings
+    written: list[Path] = field(default_factory=list)
+
+    def add(self, result: Result) -> None:
+        setattr(self, result.status, getattr(self, result.status) + 1)
+        if result.status == "skipped" and result.message.startswith("exists, drawn with"):
+            self.redrawn.append(result)
+
+
+def plan_outputs(inputs: list[Path], out: Path, *, recursive: bool = False, fmt: str = "png", suffix: str = "",
          shard: tuple[int, int] | None = None) -> Plan:
     """Every output name, decided before anything is drawn: distinct photos get distinct outputs, in a
     deterministic order (input order, then sorted paths), and no output is written where an input lies."""
@@ -79,6 +112,10 @@ def plan(inputs: list[Path], out: Path, *, recursive: bool = False, fmt: str = "
             if out_id is not None and file_id(item) == out_id and not suffix:
                 raise SketchifyError(f"-o {out} is the input folder {item}; pass --suffix (e.g. _sketch) "
                                      "so that sketches cannot overwrite photos, or choose another folder")
+            inside = recursive and file_id(item) in {file_id(p) for p in out.absolute().parents}
+            if inside and (photo := first_photo(out)) is not None:
+                raise SketchifyError(f"-o {out} is inside the input folder {item} and holds photos ({photo}) that "
+                                     "--recursive would leave out; choose a folder without photos")
             walk = Walk(item, recursive, out_id, problems)
             found += [(src, out / rel, (rel / src.name).as_posix()) for src, rel in walk]
             unsearched += walk.unsearched
@@ -100,6 +137,16 @@ def plan(inputs: list[Path], out: Path, *, recursive: bool = False, fmt: str = "
     return Plan(jobs, problems, renamed, total, unsearched)
 
 
+def first_photo(folder: Path) -> Path | None:
+    """An image under folder that sketchify did not draw, or None."""
+    for root, _, names in os.walk(folder):
+        for name in sorted(names):
+            path = Path(root) / name
+            if path.suffix.lower() in IMAGE_SUFFIXES and on_disk(path)[0] == "other":
+                return path
+    return None
+
+
 def parse_shard(text: str | None) -> tuple[int, int] | None:
     if text is None:
         return None
@@ -112,12 +159,15 @@ def parse_shard(text: str | None) -> tuple[int, int] | None:
     return k, n
 
 
-def stream(sketcher, source, *, fmt: str = "png", quality: int | None = None,
-           max_pixels: int | None = DEFAULT_MAX_PIXELS, **draw) -> bytes:
+def stream(sketcher, source, settings: DrawSettings | None = None, output: Output = Output(), *,
+           max_pixels: int | None = DEFAULT_MAX_PIXELS) -> bytes:
     """One photo (a path or an open binary file, e.g. standard input) to the encoded bytes of its sketch."""
-    data = source if isinstance(source, Path) else io.BytesIO(source.read())  # Pillow needs to seek
-    sketch = sketcher.sketch(load_photo(data, max_pixels=max_pixels), **draw)
-    return encode(sketch, fmt, quality=quality, description=drawing_settings(sketcher, **draw))
+    settings = settings or sketcher.defaults
+    data = source if isinstance(source, Path) else read_stream(source)  # Pillow needs to seek
+    sketch = sketcher.sketch(load_photo(data, max_pixels=max_pixels), settings)
+    photo = source.name if isinstance(source, Path) else None
+    return encode(sketch, output.fmt, quality=output.quality,
+                  description=settings.record(sketcher.model_id, photo=photo))
 
 
 def check_suffix(suffix: str) -> None:
@@ -149,9 +199,15 @@ def distinct(found: list[tuple[Path, Path, str]]) -> list[tuple[Path, Path, str]
 
 
 def name_outputs(found, inputs_ids: set, fmt: str, suffix: str) -> tuple[list[Job], list[Result]]:
-    """photo.jpg -> photo{suffix}.png; if taken (another photo's sketch, or an input), photo-jpg{suffix}.png,
-    then photo-jpg-2{suffix}.png ... Names compare case-insensitively, as some disks do."""
+    """photo.jpg -> photo{suffix}.png; if taken, photo-jpg{suffix}.png, then photo-jpg-2{suffix}.png ...
+
+    A name is taken by another photo of this run, an input, a folder (this run's or one on disk), someone else's
+    image, or a sketch whose record names another photo: a name once given stays with its photo, whatever is
+    added later. Names compare case-insensitively, as some disks do."""
     taken: dict[str, set[str]] = {}
+    for _, folder, _ in found:  # every output folder, and the folders above it, is a name no sketch can take
+        for f in (folder, *folder.parents):
+            taken.setdefault(os.path.normcase(os.path.abspath(f.parent)), set()).add(f.name.casefold())
     jobs, renamed = [], []
     for src, folder, key in found:
         names = taken.setdefault(os.path.normcase(os.path.abspath(folder)), set())
@@ -159,15 +215,25 @@ def name_outputs(found, inputs_ids: set, fmt: str, suffix: str) -> tuple[list[Jo
         for i in itertools.count():
             tail = "" if i == 0 else f"-{ext}" if i == 1 else f"-{ext}-{i}"
             dst = folder / f"{src.stem}{tail}{suffix}.{fmt}"
-            if dst.name.casefold() not in names and file_id(dst) not in inputs_ids:
+            if dst.name.casefold() not in names and file_id(dst) not in inputs_ids and can_take(dst, key):
                 break
         names.add(dst.name.casefold())
         job = Job(src, dst, key)
         jobs.append(job)
         if i:
-            renamed.append(Result(job, "renamed", f"{src}: sketch saved as {dst.name} "
-                                                  f"({src.stem}{suffix}.{fmt} is another photo's or an input)"))
+            renamed.append(Result(job, "renamed", f"{src}: sketch saved as {dst.name} ({src.stem}{suffix}.{fmt} "
+                                                  "is taken: another photo's sketch, an input, a folder or a file "
+                                                  "sketchify did not draw)"))
     return jobs, renamed
+
+
+def can_take(dst: Path, photo: str) -> bool:
+    """Whether the sketch of photo may be saved at dst: nothing is there, a broken file, or a sketch of this photo
+    (or one from before sketches named their photo)."""
+    state, record = on_disk(dst)
+    if state == "other":
+        return False
+    return state != "ours" or recorded_photo(record) in (None, photo)
 
 
 class Walk:
@@ -212,70 +278,126 @@ class Walk:
         self.problems.append(Result(Job(Path(e.filename), Path(e.filename)), "failed", f"{e.filename}: {e.strerror}"))
 
 
-def run(sketcher, jobs: list[Job], *, style: str | None = None, seed: int | None = None, temperature: float = 0.0,
-        batch_size: int = 4, fmt: str = "png", quality: int | None = None, overwrite: bool = False,
-        max_pixels: int | None = DEFAULT_MAX_PIXELS, workers: int = 2,
+def convert_all(sketcher, jobs: list[Job], settings: DrawSettings | None = None, output: Output = Output(), *,
+                tally: Tally, report=lambda result: None, **options) -> Tally:
+    """Run every job, counting into tally and calling report(result) for each. This loop owns stopping: on
+    Ctrl-C or SIGTERM (KeyboardInterrupt, in run() or in report) the sketches being written are finished and
+    counted before the interrupt goes on to the caller; a full or read-only disk (OutputError) likewise."""
+    results = run(sketcher, jobs, settings, output, written=tally.written, **options)
+    try:
+        for result in results:
+            tally.add(result)
+            report(result)
+    except KeyboardInterrupt:
+        for result in drain(results):
+            tally.add(result)
+        raise
+    return tally
+
+
+def run(sketcher, jobs: list[Job], settings: DrawSettings | None = None, output: Output = Output(), *,
+        batch_size: int = 4, max_pixels: int | None = DEFAULT_MAX_PIXELS, workers: int = 2,
         prefetch_pixels: int = PREFETCH_PIXELS, written: list[Path] | None = None) -> Iterator[Result]:
     """Convert jobs in order, yielding one Result each. Decoding and encoding run in threads beside the model.
 
     On KeyboardInterrupt the sketches being written are finished and yielded before it propagates; as an interrupt
     can land between a result and its caller's count, `written` gets each path as it lands on disk.
     """
-    style = sketcher.config.styles[sketcher.config.style_index(style)]  # an unknown style fails before any work
-    settings = drawing_settings(sketcher, style=style, seed=seed, temperature=temperature)
+    settings = settings or sketcher.defaults
     for folder in {job.dst.parent for job in jobs}:
         remove_leftovers(folder)  # a killed run's .part files; never those of a job still running
     todo = []
     for job in jobs:
-        if job.dst.exists() and not overwrite:
-            yield Result(job, "skipped", differences(read_description(job.dst), settings))
+        done = already_done(job, settings.record(sketcher.model_id), output.overwrite)
+        if done:
+            yield done
         else:
             todo.append(job)
-    pending = iter(todo)
-    loads: deque[tuple[Job, Future, int]] = deque()
-    saves: deque[tuple[Job, Future]] = deque()
+    pipeline = Pipeline(sketcher, settings, output, batch_size=batch_size, max_pixels=max_pixels,
+                        prefetch_pixels=prefetch_pixels, written=written)
     with ThreadPoolExecutor(workers) as pool:
+        yield from pipeline.run(todo, pool)
 
-        def prefetch():
-            # decoded photos wait here; bounded by pixels, not by count, and never below one photo
-            held = sum(px for _, _, px in loads)
-            while len(loads) < 2 * batch_size and (job := next(pending, None)) is not None:
-                px = pixel_count(job.src)
-                loads.append((job, pool.submit(prepare, sketcher, job.src, max_pixels), px))
-                held += px
-                if held >= prefetch_pixels:
-                    break
 
+def already_done(job: Job, settings: str, overwrite: bool) -> Result | None:
+    """A Result for a job whose output stays as it is, or None: draw it (a sketch cut short is drawn again)."""
+    state, record = on_disk(job.dst)
+    if state == "other":
+        return Result(job, "failed", f"{job.dst}: exists and is not a sketch of sketchify's; not replaced")
+    if state == "ours" and not overwrite:
+        return Result(job, "skipped", differences(record, settings))
+    return None
+
+
+class Pipeline:
+    """Photos decode in threads ahead of the model (bounded by pixels), the model draws a batch, and sketches
+    encode and write in threads behind it."""
+
+    def __init__(self, sketcher, settings: DrawSettings, output: Output, *, batch_size: int,
+                 max_pixels: int | None, prefetch_pixels: int, written: list[Path] | None):
+        self.sketcher, self.settings, self.output = sketcher, settings, output
+        self.batch_size, self.max_pixels, self.prefetch_pixels = batch_size, max_pixels, prefetch_pixels
+        self.written = written
+        self.loads: deque[tuple[Job, Future, int]] = deque()
+        self.saves: deque[tuple[Job, Future]] = deque()
+
+    def run(self, todo: list[Job], pool: ThreadPoolExecutor) -> Iterator[Result]:
+        pending = iter(todo)
         try:
-            prefetch()
-            while loads:
-                batch = []
-                while loads and len(batch) < batch_size:
-                    job, fut, _ = loads.popleft()
-                    try:
-                        size, photo = fut.result()
-                        check_fits(size, fmt, job.src)
-                        batch.append((job, size, photo))
-                    except SketchifyError as e:
-                        yield Result(job, "failed", str(e))
-                prefetch()  # the next photos decode while the model draws these
-                for result in draw(sketcher, batch, style, seed, temperature):
+            self.prefetch(pending, pool)
+            while self.loads:
+                batch, failed = self.next_batch()
+                yield from failed
+                self.prefetch(pending, pool)  # the next photos decode while the model draws these
+                for result in draw(self.sketcher, batch, self.settings):
                     if isinstance(result, Result):
                         yield result
                     else:
-                        job, size, sketch = result
-                        saves.append((job, pool.submit(write, sketcher.finish, sketch, size, job.dst, fmt, quality,
-                                                       settings, written)))
-                while saves and (saves[0][1].done() or len(saves) > 2 * batch_size):
-                    yield finish(*saves.popleft())
-            while saves:
-                yield finish(*saves.popleft())
-        except KeyboardInterrupt:
-            for _, fut, _ in loads:
+                        self.save(*result, pool)
+                while self.saves and (self.saves[0][1].done() or len(self.saves) > 2 * self.batch_size):
+                    yield finish(*self.saves.popleft())
+            while self.saves:
+                yield finish(*self.saves.popleft())
+        except (KeyboardInterrupt, OutputError):
+            for _, fut, _ in self.loads:
                 fut.cancel()
-            while saves:  # sketches being written are finished, and counted
-                yield finish(*saves.popleft())
+            yield from self.finish_saves()  # sketches being written are finished, and counted
             raise
+
+    def prefetch(self, pending: Iterator[Job], pool: ThreadPoolExecutor) -> None:
+        """Decoded photos wait here; bounded by pixels, not by count, and never below one photo."""
+        held = sum(px for _, _, px in self.loads)
+        while len(self.loads) < 2 * self.batch_size and (job := next(pending, None)) is not None:
+            px = pixel_count(job.src)
+            self.loads.append((job, pool.submit(prepare, self.sketcher, job.src, self.settings, self.max_pixels), px))
+            held += px
+            if held >= self.prefetch_pixels:
+                break
+
+    def next_batch(self) -> tuple[list, list[Result]]:
+        batch, failed = [], []
+        while self.loads and len(batch) < self.batch_size:
+            job, fut, _ = self.loads.popleft()
+            try:
+                size, photo = fut.result()
+                check_fits(size, self.output.fmt, job.src)
+                batch.append((job, size, photo))
+            except SketchifyError as e:
+                failed.append(Result(job, "failed", str(e)))
+        return batch, failed
+
+    def save(self, job: Job, size: tuple[int, int], sketch, pool: ThreadPoolExecutor) -> None:
+        record = self.settings.record(self.sketcher.model_id, photo=job.key or job.src.name)
+        self.saves.append((job, pool.submit(write, self.sketcher.finish, sketch, size, job.dst, self.output, record,
+                                            self.written)))
+
+    def finish_saves(self) -> Iterator[Result]:
+        """After a stop: the results of the sketches already being written; a full disk now fails them alone."""
+        while self.saves:
+            try:
+                yield finish(*self.saves.popleft())
+            except OutputError:
+                continue
 
 
 def drain(results: Iterator[Result]) -> Iterator[Result]:
@@ -289,48 +411,29 @@ def drain(results: Iterator[Result]) -> Iterator[Result]:
         pass
 
 
-def prepare(sketcher, src: Path, max_pixels: int | None):
+def prepare(sketcher, src: Path, settings: DrawSettings, max_pixels: int | None):
     """A photo's size and its tensor at the working size: decoded and resized in a thread beside the model."""
     photo = load_photo(src, max_pixels=max_pixels)
-    return photo.size, sketcher.prepare(photo)
+    return photo.size, sketcher.prepare(photo, settings)
 
 
-def draw(sketcher, batch, style, seed, temperature):
+def draw(sketcher, batch, settings: DrawSettings):
     """(job, photo size, sketch) for each photo of the batch, or a failed Result for all of them."""
     if not batch:
         return []
     try:
-        sketches = sketcher.draw([x for _, _, x in batch], style=style, seed=seed, temperature=temperature)
+        sketches = sketcher.draw([x for _, _, x in batch], settings)
     except RuntimeError as e:  # e.g. out of memory on a huge photo
         return [Result(job, "failed", f"{job.src}: the model failed ({str(e).splitlines()[0]})") for job, _, _ in batch]
     return [(job, size, sketch) for (job, size, _), sketch in zip(batch, sketches)]
 
 
-def drawing_settings(sketcher, *, style: str | None = None, seed: int | None = None, temperature: float = 0.0) -> str:
-    """How a sketch is drawn, as the JSON each output records: a re-run can tell a sketch drawn otherwise."""
-    style = sketcher.config.styles[sketcher.config.style_index(style)]
-    return json.dumps({"style": style, "temperature": temperature, "seed": seed, "model": sketcher.model_id},
-                      sort_keys=True)
-
-
-def differences(recorded: str | None, settings: str) -> str:
-    """"exists", or what differs between the sketch on disk and this run (e.g. "style light-pencil, now bold-ink")."""
-    if recorded is None:
-        return "exists"
-    try:
-        old, new = json.loads(recorded), json.loads(settings)
-    except ValueError:
-        return "exists"
-    changed = [f"{k} {old.get(k)}, now {v}" for k, v in new.items() if old.get(k) != v]
-    return "exists, drawn with " + "; ".join(changed) if changed else "exists"
-
-
-def write(enlarge, sketch, size: tuple[int, int], dst: Path, fmt: str, quality: int | None, settings: str,
+def write(enlarge, sketch, size: tuple[int, int], dst: Path, output: Output, record: str,
           written: list[Path] | None = None) -> None:
-    """Enlarge the sketch to its photo's size (with Sketcher.finish) and save it, in a thread: this and
-    encoding overlap the model."""
+    """Enlarge the sketch to its photo's size (with Sketcher.finish) and save it, in a thread: this and encoding
+    overlap the model."""
     dst.parent.mkdir(parents=True, exist_ok=True)
-    save_atomic(enlarge(sketch, size), dst, fmt, quality=quality, description=settings)
+    save_atomic(enlarge(sketch, size), dst, output.fmt, quality=output.quality, description=record)
     if written is not None:
         written.append(dst)  # list.append is atomic: safe from the writer threads
 

@@ -15,7 +15,7 @@ from PIL import Image, ImageOps
 from .config import ModelConfig
 from .errors import SketchifyError
 from .files import read_regular
-from .images import IMAGE_SUFFIXES, load_photo
+from .images import IMAGE_SUFFIXES, MAX_TRAINING_ASPECT, load_photo
 from .tensors import luma, resize_short, to_tensor
 
 
@@ -139,8 +139,8 @@ class SketchDataset(torch.utils.data.Dataset):
         self.images = [self._load(p) for p in pairs]
 
     def _load(self, pair: Pair) -> tuple[torch.Tensor, torch.Tensor]:
-        photo = load_photo(pair.photo)
-        sketch = load_photo(pair.sketch).convert("L").resize(photo.size, Image.BICUBIC)
+        photo = load_photo(pair.photo, max_aspect=MAX_TRAINING_ASPECT)
+        sketch = load_photo(pair.sketch, max_aspect=MAX_TRAINING_ASPECT).convert("L").resize(photo.size, Image.BICUBIC)
         if pair.boundary:
             sketch = ImageOps.invert(sketch)  # dark strokes where people drew a boundary
         as_bytes = lambda img: (to_tensor(resize_short(img, self.load_size)) * 255).to(torch.uint8)

@@ -4,19 +4,22 @@ human contours (contour F), each beside the baselines: a blank page, the pencil 
 from __future__ import annotations
 
 import itertools
+import json
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
 from PIL import Image
 
-from . import losses
+from . import metrics
 from .config import ModelConfig, TrainConfig
 from .data import Pair, find_contours, find_pairs, readable, split
 from .errors import SketchifyError
+from .files import atomic_write, read_regular
 from .images import load_photo, pencil_filter
 from .metrics import contour_counts, contour_f, gradient_darkness, kid, realism_features
+from .settings import DrawSettings
 from .tensors import fit, grey
 
 SPLITS = ("all", "val", "train")
@@ -31,14 +34,29 @@ class Chosen:
     unreadable: list[str]  # pairs, one line each
     unreadable_scenes: list[str]
 
+    def left_out(self) -> list[str]:
+        """One line for the photos without a reference, one for each unreadable pair or scene."""
+        lines = []
+        if self.unmatched:
+            more = ", ..." if len(self.unmatched) > 5 else ""
+            lines.append(f"{len(self.unmatched)} photos without a reference sketch: "
+                         f"{', '.join(map(str, self.unmatched[:5]))}{more}")
+        return lines + self.unreadable + self.unreadable_scenes
+
+    def titles(self, which: str) -> tuple[str, str]:
+        """What the tables of pairs and of scenes scored, in words."""
+        left_out = f"{len(self.unmatched)} photos without a reference, {len(self.unreadable)} unreadable, left out"
+        return f"{len(self.pairs)} {which} pairs ({left_out})", f"{len(self.scenes)} {which} scenes"
+
 
 def choose(data: list[Path], contours: tuple[Path, Path] | None, config: ModelConfig, *, which: str = "all",
            default_style: str | None = None, limit: int | None = None) -> Chosen:
     """The readable pairs of each folder and the scenes with a boundary map, cut to the held-out pairs (val) or the
-    training pairs by the split training used, at most limit per folder; an empty set is an error."""
+    training pairs by the split training used, at most limit of each style per folder (a folder sorted by style
+    is still scored in every style); an empty set is an error."""
     def pick(found: list[Pair]) -> list[Pair]:
         train_pairs, val_pairs = split(found, TrainConfig.val_fraction)
-        return {"val": val_pairs, "train": train_pairs, "all": found}[which][:limit]
+        return per_style({"val": val_pairs, "train": train_pairs, "all": found}[which], limit)
 
     pairs, unmatched = [], []
     for folder in data:
@@ -53,12 +71,65 @@ def choose(data: list[Path], contours: tuple[Path, Path] | None, config: ModelCo
     return Chosen(pairs, scenes, unmatched, unreadable, unreadable_scenes)
 
 
+def per_style(pairs: list[Pair], limit: int | None) -> list[Pair]:
+    """The first limit pairs of each style, in their order."""
+    if limit is None:
+        return pairs
+    taken: dict[int, int] = {}
+    kept = []
+    for pair in pairs:
+        if taken.get(pair.style, 0) < limit:
+            taken[pair.style] = taken.get(pair.style, 0) + 1
+            kept.append(pair)
+    return kept
+
+
+# the report file
+
+
+def check_report_path(path: Path) -> None:
+    """--json FILE is checked before any scoring: a new file in an existing folder, or a regular file that holds
+    JSON (an earlier report). Anything else, a photo, a folder, a device, is never written over."""
+    if not path.exists():
+        if not path.absolute().parent.is_dir():
+            raise SketchifyError(f"--json {path}: its folder does not exist")
+        return
+    if path.is_dir():
+        raise SketchifyError(f"--json {path}: is a folder")
+    try:
+        json.loads(read_regular(path))
+    except (SketchifyError, ValueError):
+        raise SketchifyError(f"--json {path}: exists and is not a JSON file; not replaced (choose a new name)") \
+            from None
+
+
+def write_report(path: Path, results: dict) -> None:
+    """The scores as JSON, written whole or not at all (the tables are printed already)."""
+    check_report_path(path)  # again: scoring takes a while, and the file may have changed meanwhile
+    text = json.dumps(results, indent=2) + "\n"
+    try:
+        atomic_write(path, lambda tmp: tmp.write_text(text))
+    except OSError as e:
+        raise SketchifyError(f"--json {path}: cannot write ({e.strerror or e}); the scores are printed above") from None
+
+
+def score(sketcher, chosen: Chosen, *, n_samples: int, sampling: DrawSettings, progress=lambda: None) -> dict:
+    """evaluate() on the chosen pairs and evaluate_contours() on the scenes, as one result."""
+    results = {}
+    if chosen.pairs:
+        results = evaluate(sketcher, chosen.pairs, judges=Judges.load(), n_samples=n_samples, sampling=sampling,
+                           progress=progress)
+    if chosen.scenes:
+        results["contours"] = evaluate_contours(sketcher, chosen.scenes, progress=progress)
+    return results
+
+
 def mae(a: torch.Tensor, b: torch.Tensor) -> float:
     return float((a - b).abs().mean())
 
 
 def ssim(a: torch.Tensor, b: torch.Tensor) -> float:
-    return float(losses.ssim(a, b))
+    return float(metrics.ssim(a, b))
 
 
 @dataclass
@@ -98,10 +169,12 @@ METHODS = ("model t=0", "model samples", *BASELINES)
 KID_SETS = ("model t=0", *BASELINES, "model samples")
 
 
-def evaluate(sketcher, pairs: list[Pair], *, judges: Judges, n_samples: int = 4, seed: int = 0,
-             temperature: float | None = None, progress=lambda: None) -> dict:
+def evaluate(sketcher, pairs: list[Pair], *, judges: Judges, n_samples: int = 4, sampling: DrawSettings | None = None,
+             progress=lambda: None) -> dict:
     """Per style: {method: {"stlpips", "mae", "ssim", "kid", "n"}}, the samples also with "worst_stlpips" and
-    "diversity" (mean ST-LPIPS between two samples of one photo); every method on the same pairs. KID x 1000."""
+    "diversity" (mean ST-LPIPS between two samples of one photo); every method on the same pairs. KID x 1000.
+    sampling: the seed and temperature of the samples (default: seed 0 at the model's sample_temperature)."""
+    sampling = sampling or sketcher.settings(seed=0, for_samples=True)
     table: dict[str, dict[str, Scores]] = {}
     features: dict[str, dict[str, list[torch.Tensor]]] = {}
     for pair in pairs:
@@ -109,8 +182,8 @@ def evaluate(sketcher, pairs: list[Pair], *, judges: Judges, n_samples: int = 4,
         row = table.setdefault(style, {m: Scores() for m in METHODS})
         photo, reference = load_photo(pair.photo), grey(load_photo(pair.sketch))
         size = (reference.shape[-1], reference.shape[-2])
-        drawn = [sketcher.sketch(photo, style=style), Image.new("L", size, 255), pencil_filter(photo),
-                 *sketcher.samples(photo, n_samples, style=style, seed=seed, temperature=temperature)]
+        drawn = [sketcher.sketch(photo, replace(sketcher.defaults, style=style)), Image.new("L", size, 255),
+                 pencil_filter(photo), *sketcher.samples(photo, n_samples, replace(sampling, style=style))]
         sketches = torch.cat([grey(fit(img, size)) for img in drawn])
         distances, diversity = perceptual_scores(judges.stlpips, reference, sketches, first_sample=3)
         scores = [{"stlpips": float(d), "mae": mae(s, reference), "ssim": ssim(s[None], reference)}
@@ -159,7 +232,7 @@ def evaluate_contours(sketcher, scenes: list[Pair], *, progress=lambda: None) ->
         photo = load_photo(pair.photo)
         boundary = grey(load_photo(pair.sketch))[0, 0] > 0
         size = (boundary.shape[1], boundary.shape[0])
-        drawn = sketcher.sketch(photo, style=sketcher.config.styles[pair.style])
+        drawn = sketcher.sketch(photo, replace(sketcher.defaults, style=sketcher.config.styles[pair.style]))
         darkness = {"model t=0": 1 - grey(fit(drawn, size))[0, 0],
                     "pencil filter": 1 - grey(fit(pencil_filter(photo), size))[0, 0],
                     "gradient magnitude": gradient_darkness(grey(fit(photo, size))[0, 0])}

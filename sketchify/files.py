@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import io
 import os
 import secrets
 import socket
 import stat
+import sys
 import zlib
 from collections.abc import Callable
 from pathlib import Path
@@ -64,6 +66,20 @@ def read_regular(path: Path) -> bytes:
         return f.read()
 
 
+def check_regular(path: Path) -> None:
+    """open_regular's one-line error, without opening: a folder, pipe or device is named as what it is."""
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        raise SketchifyError(f"{path}: no such file") from None
+    except OSError as e:
+        raise SketchifyError(f"{path}: cannot read ({e.strerror or e})") from None
+    if stat.S_ISDIR(mode):
+        raise SketchifyError(f"{path}: is a folder, not a file")
+    if not stat.S_ISREG(mode):
+        raise SketchifyError(f"{path}: not a regular file (a pipe, socket or device); not read")
+
+
 def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
     """Call write(tmp) on a temporary file beside path, then rename it over path.
 
@@ -74,10 +90,47 @@ def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
     os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
     try:
         write(tmp)
+        sync(tmp)  # the data on disk before the name: after a power cut, the old file or the whole new one
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def sync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_durably(path: Path, data: bytes) -> None:
+    """atomic_write of bytes, synced to the disk before the rename: after a power cut the file is the old one or
+    the whole new one, never an empty one. An error (a full disk) names path, not the temporary file."""
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+
+    try:
+        atomic_write(path, write)
+    except OSError as e:
+        raise OSError(e.errno, e.strerror or str(e), str(path)) from None
+
+
+def write_stdout(data: bytes) -> None:
+    """data to standard output (`-o -`); a full disk or a closed pipe is one line, not a traceback at exit."""
+    try:
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
+    except OSError as e:
+        try:  # what is still buffered would fail again when Python flushes at exit: send it nowhere
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except (OSError, ValueError, AttributeError, io.UnsupportedOperation):
+            pass
+        raise SketchifyError(f"-: cannot write to standard output ({e.strerror or e})") from None
 
 
 def remove_leftovers(folder: Path) -> list[Path]:

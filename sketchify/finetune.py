@@ -49,7 +49,7 @@ def load_source(source: str | Path) -> Source:
     elif path.is_dir() and (path / "model").is_dir():
         path = path / "model"
     if path.is_file():
-        ckpt = read_checkpoint(path)
+        ckpt = read_checkpoint(path, parts=("model",))  # checked on the meta device before anything is built
         model = SketchModel(ckpt.model)
         restore(path, ckpt, modules={"model": model}, optimizers={})
         return Source(model.eval(), prefixed(ckpt.tensors, "disc"), path)

@@ -3,32 +3,42 @@
 from __future__ import annotations
 
 import io
-from contextlib import nullcontext
+import threading
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import BinaryIO
 
 from PIL import Image, ImageFilter, ImageOps, UnidentifiedImageError
 
 from .errors import SketchifyError
-from .files import atomic_write, open_regular
+from .files import atomic_write, is_regular, open_regular
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif", ".heic", ".heif", ".avif"}
 DEFAULT_MAX_PIXELS = 89_478_485  # Pillow's own decompression-bomb guard
-DEFAULT_MAX_SIDE = 1024  # larger photos are drawn at this size, then scaled up: strokes keep a pencil's width
+READING = threading.local()  # the file this thread is decoding: Pillow's warnings do not name it
+MAX_PHOTO_BYTES = 50 * 2**20  # one photo from a stream (standard input), as `sketchify serve` takes one upload
+# Training holds every image scaled to the load size on its short side: at 16:1 that is already 240 x 3840 px;
+# a longer, thinner image is a strip or a mistake, and at 1:80000 it would be 240 x 19.2 M px
+MAX_TRAINING_ASPECT = 16
 
 
-def load_photo(source: str | Path | BinaryIO, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Image.Image:
+def load_photo(source: str | Path | BinaryIO, *, max_pixels: int | None = DEFAULT_MAX_PIXELS,
+               max_aspect: float | None = None) -> Image.Image:
     """Open an image as upright RGB on white: EXIF orientation applied, alpha flattened, first frame only.
 
     source is a path (a regular file: a pipe or device is refused, never waited on) or an open binary file.
-    Pillow's process-wide settings are left as the host application set them; max_pixels is checked here.
+    Pillow's process-wide settings are left as the host application set them; max_pixels (and max_aspect, the
+    long side over the short one) are checked here, from the header, before anything is decoded.
     """
     path = Path(source) if isinstance(source, (str, Path)) else Path(getattr(source, "name", "-"))
     try:
-        with (open_regular(path) if isinstance(source, (str, Path)) else nullcontext(source)) as f:
+        with reading(path), (open_regular(path) if isinstance(source, (str, Path)) else nullcontext(source)) as f:
             with Image.open(f) as im:
                 if max_pixels is not None and im.width * im.height > max_pixels:
                     raise Image.DecompressionBombError(f"{im.width * im.height} pixels")
+                if max_aspect is not None and max(im.size) > max_aspect * min(im.size):
+                    raise SketchifyError(f"{path}: {im.width}x{im.height} is too long and thin to train on (the "
+                                         f"long side more than {max_aspect} times the short one)")
                 im.seek(0)
                 im.load()
                 return to_rgb(ImageOps.exif_transpose(im))
@@ -42,6 +52,33 @@ def load_photo(source: str | Path | BinaryIO, *, max_pixels: int | None = DEFAUL
         raise SketchifyError(f"{path}: cannot decode image ({str(e) or type(e).__name__})") from None
 
 
+@contextmanager
+def reading(path: Path):
+    """Name the file this thread reads, for warning_line."""
+    READING.path = path
+    try:
+        yield
+    finally:
+        READING.path = None
+
+
+def warning_line(message) -> str:
+    """A warning Pillow gave while decoding (e.g. "Corrupt EXIF data"), as one line that names the file."""
+    path = getattr(READING, "path", None)
+    text = " ".join(str(message).split())
+    return f"{path}: {text}" if path is not None else text
+
+
+def read_stream(f: BinaryIO, name: str = "- (standard input)") -> io.BytesIO:
+    """A photo from a stream that cannot seek (Pillow must), read into memory up to MAX_PHOTO_BYTES: an endless
+    pipe is an error, not all the memory there is."""
+    data = f.read(MAX_PHOTO_BYTES + 1)
+    if len(data) > MAX_PHOTO_BYTES:
+        raise SketchifyError(f"{name}: more than {MAX_PHOTO_BYTES:,} bytes, larger than any photo this tool reads "
+                             "from a stream; give the file's name instead")
+    return io.BytesIO(data)
+
+
 def is_empty(path: Path) -> bool:
     try:
         return path.stat().st_size == 0
@@ -52,7 +89,7 @@ def is_empty(path: Path) -> bool:
 def pixel_count(path: Path) -> int:
     """Width x height from the file's header, without decoding; 0 if it cannot be read (loading will say why)."""
     try:
-        with open_regular(path) as f, Image.open(f) as im:
+        with reading(path), open_regular(path) as f, Image.open(f) as im:
             return im.width * im.height
     except Exception:  # any unreadable file is reported when it is loaded
         return 0
@@ -83,7 +120,7 @@ def pencil_filter(photo: Image.Image, sigma: float = 8.0) -> Image.Image:
 
 FORMATS = {"png": "PNG", "jpg": "JPEG", "webp": "WEBP"}  # the raster formats sketches are saved in, Pillow's names
 FORMAT_NAMES = {"png": "png", "jpg": "jpg", "jpeg": "jpg", "webp": "webp", "svg": "svg"}  # what -f accepts, any case
-MAX_SIDE = {"jpg": 65_535, "webp": 16_383}  # the largest side each format can hold
+FORMAT_MAX_SIDE = {"jpg": 65_535, "webp": 16_383}  # the largest side each format can hold
 DEFAULT_QUALITY = {"jpg": 92}  # webp without a quality is lossless: exact grey, as PNG (lossy webp is colour)
 
 
@@ -106,7 +143,7 @@ def check_quality(quality: int | None, fmt: str) -> None:
 
 def check_fits(size: tuple[int, int], fmt: str, name: Path) -> None:
     """Refuse before drawing a sketch the format cannot hold."""
-    limit = MAX_SIDE.get(fmt)
+    limit = FORMAT_MAX_SIDE.get(fmt)
     if limit and max(size) > limit:
         raise SketchifyError(f"{name}: {size[0]}x{size[1]} is too large for {fmt} (at most {limit} px a side); "
                              "choose -f png")
@@ -146,6 +183,27 @@ def encode(img: Image.Image, fmt: str, *, quality: int | None = None, descriptio
     return buffer.getvalue()
 
 
+def is_whole(path: Path) -> bool:
+    """Whether an image file ends as its format says it must (PNG's IEND chunk, JPEG's end marker, WebP's RIFF
+    length): a sketch cut short, by a power cut before its data reached the disk, is drawn again."""
+    try:
+        with open_regular(path) as f:
+            head = f.read(12)
+            f.seek(0, 2)
+            length = f.tell()
+            f.seek(max(0, length - 12))
+            tail = f.read()
+    except (SketchifyError, OSError):
+        return False
+    if head.startswith(b"\x89PNG"):
+        return tail.endswith(b"IEND\xaeB`\x82")
+    if head.startswith(b"\xff\xd8"):
+        return tail.rstrip(b"\x00").endswith(b"\xff\xd9")
+    if head.startswith(b"RIFF") and head[8:12] == b"WEBP":
+        return int.from_bytes(head[4:8], "little") + 8 <= length
+    return True  # a format this check does not know: trust it
+
+
 def read_description(path: Path) -> str | None:
     """The ImageDescription save_atomic wrote, or None (not ours, unreadable, or no such file)."""
     if path.suffix.lower() == ".svg":
@@ -153,7 +211,7 @@ def read_description(path: Path) -> str | None:
 
         return read_settings(path)
     try:
-        with open_regular(path) as f, Image.open(f) as im:
+        with reading(path), open_regular(path) as f, Image.open(f) as im:
             exif = im.getexif()
             if exif.get(0x0131) != "sketchify":
                 return None
@@ -161,3 +219,19 @@ def read_description(path: Path) -> str | None:
             return text if isinstance(text, str) else None
     except Exception:  # anything unreadable is simply not a sketch of ours
         return None
+
+
+def on_disk(path: Path) -> tuple[str, str | None]:
+    """What lies at an output's path, and its record: "free" (nothing), "ours" (a whole sketch of sketchify's),
+    "broken" (empty, cut short, or no image at all: drawn again) or "other" (a folder, or someone's image:
+    never written over)."""
+    if not path.exists() and not path.is_symlink():
+        return "free", None
+    if not is_regular(path):
+        return "other", None
+    record = read_description(path)
+    if record is not None:
+        return ("ours" if is_whole(path) else "broken"), record
+    if path.suffix.lower() == ".svg":  # not a raster Pillow reads: only an empty one is surely broken
+        return ("other" if path.stat().st_size else "broken"), None
+    return ("other" if pixel_count(path) else "broken"), None

@@ -50,22 +50,6 @@ class PerceptualLoss(nn.Module):
         return self.lpips.distance(feats, targets).mean(), between
 
 
-def ssim(a: torch.Tensor, b: torch.Tensor, sigma: float = 1.5) -> torch.Tensor:
-    """Mean structural similarity (Wang et al. 2004), 11x11 Gaussian window, images in [0, 1]; differentiable."""
-    c1, c2 = 0.01 ** 2, 0.03 ** 2
-    x = torch.arange(11, dtype=a.dtype, device=a.device) - 5
-    g = torch.exp(-x ** 2 / (2 * sigma ** 2))
-    g = g / g.sum()
-    window = (g[:, None] * g[None, :])[None, None]
-    blur = lambda t: F.conv2d(t, window)  # noqa: E731 - valid region only, as in the reference code
-    mu_a, mu_b = blur(a), blur(b)
-    var_a = blur(a * a) - mu_a ** 2
-    var_b = blur(b * b) - mu_b ** 2
-    cov = blur(a * b) - mu_a * mu_b
-    s = ((2 * mu_a * mu_b + c1) * (2 * cov + c2)) / ((mu_a ** 2 + mu_b ** 2 + c1) * (var_a + var_b + c2))
-    return s.mean()
-
-
 def ink_weight(sketch: torch.Tensor) -> torch.Tensor:
     """1 on and around the reference's strokes and shading, 0 on its bare paper (paper grain is not ink)."""
     darkness = F.max_pool2d(1 - sketch, 5, stride=1, padding=2)

@@ -32,6 +32,22 @@ def kid(a: torch.Tensor, b: torch.Tensor, *, subsets: int = 100, subset_size: in
     return total / subsets
 
 
+def ssim(a: torch.Tensor, b: torch.Tensor, sigma: float = 1.5) -> torch.Tensor:
+    """Mean structural similarity (Wang et al. 2004), 11x11 Gaussian window, images in [0, 1]; differentiable."""
+    c1, c2 = 0.01 ** 2, 0.03 ** 2
+    x = torch.arange(11, dtype=a.dtype, device=a.device) - 5
+    g = torch.exp(-x ** 2 / (2 * sigma ** 2))
+    g = g / g.sum()
+    window = (g[:, None] * g[None, :])[None, None]
+    blur = lambda t: F.conv2d(t, window)  # valid region only, as in the reference code
+    mu_a, mu_b = blur(a), blur(b)
+    var_a = blur(a * a) - mu_a ** 2
+    var_b = blur(b * b) - mu_b ** 2
+    cov = blur(a * b) - mu_a * mu_b
+    s = ((2 * mu_a * mu_b + c1) * (2 * cov + c2)) / ((mu_a ** 2 + mu_b ** 2 + c1) * (var_a + var_b + c2))
+    return s.mean()
+
+
 def realism_features(sketches: list[torch.Tensor], feature_fn: Callable[[torch.Tensor], torch.Tensor], *,
                      size: int = 224, batch: int = 16) -> torch.Tensor:
     """Pooled features (N, D) of sketches, each (1, 1 or 3, H, W) in [0, 1] at any size: greyscale repeated to

@@ -20,14 +20,15 @@ from PIL import Image, ImageChops
 
 from .config import TrainConfig
 from .errors import SketchifyError
-from .images import IMAGE_SUFFIXES, load_photo
+from .images import IMAGE_SUFFIXES, MAX_TRAINING_ASPECT, load_photo
 from .tensors import resize_short
 
 JPEG_QUALITY = 80  # near-lossless for photos and pencil at this size; FS2K + CUHK + BSDS pack into about 38 MB
 
 
-def pack(folders: list[str | Path], out: str | Path, *, size: int = TrainConfig().load_size) -> tuple[int, list[str]]:
-    """Copy the folders into out, images scaled to short side `size`. Returns (files written, problems)."""
+def pack(folders: list[str | Path], out: str | Path, *,
+         load_size: int = TrainConfig().load_size) -> tuple[int, list[str]]:
+    """Copy the folders into out, images scaled to short side `load_size`. Returns (files written, problems)."""
     folders = [Path(f).resolve() for f in folders]
     out = Path(out).resolve()
     for folder in folders:
@@ -42,7 +43,7 @@ def pack(folders: list[str | Path], out: str | Path, *, size: int = TrainConfig(
             dst = out / src.relative_to(root)
             dst.parent.mkdir(parents=True, exist_ok=True)
             try:
-                copy_scaled(src, dst, size) if src.suffix.lower() in IMAGE_SUFFIXES else shutil.copyfile(src, dst)
+                copy_scaled(src, dst, load_size) if src.suffix.lower() in IMAGE_SUFFIXES else shutil.copyfile(src, dst)
                 written += 1
             except SketchifyError as e:  # load_photo names the file and the problem
                 problems.append(str(e))
@@ -51,12 +52,13 @@ def pack(folders: list[str | Path], out: str | Path, *, size: int = TrainConfig(
     return written, problems
 
 
-def copy_scaled(src: Path, dst: Path, size: int) -> None:
-    img = load_photo(src)  # read as training reads it: upright (the copy carries no EXIF), alpha on white paper
+def copy_scaled(src: Path, dst: Path, load_size: int) -> None:
+    # read as training reads it: upright (the copy carries no EXIF), alpha on white paper, no long thin strips
+    img = load_photo(src, max_aspect=MAX_TRAINING_ASPECT)
     if is_grey(img):  # a pencil sketch saved as RGB: a third of the bytes as grey
         img = img.convert("L")
-    if min(img.size) > size:  # never enlarged: training scales up as well as this would
-        img = resize_short(img, size)
+    if min(img.size) > load_size:  # never enlarged: training scales up as well as this would
+        img = resize_short(img, load_size)
     options = {"quality": JPEG_QUALITY} if dst.suffix.lower() in (".jpg", ".jpeg") else {}
     img.save(dst, **options)
 
@@ -71,12 +73,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m sketchify.pack", description=__doc__.split("\n\n")[0])
     parser.add_argument("folders", nargs="+", type=Path, help="training folders (pairs, contour photos, boundaries)")
     parser.add_argument("-o", "--output", type=Path, required=True, help="where the pack goes (a new folder)")
-    parser.add_argument("--size", type=int, default=TrainConfig().load_size, help="short side of every image")
+    parser.add_argument("--load-size", type=int, default=TrainConfig().load_size,
+                        help="short side of every image: the load_size the run will train with")
     args = parser.parse_args(argv)
-    if args.size < 16:
-        parser.error("--size should be at least 16")
+    if args.load_size < 16:
+        parser.error("--load-size should be at least 16")
     try:
-        written, problems = pack(args.folders, args.output, size=args.size)
+        written, problems = pack(args.folders, args.output, load_size=args.load_size)
     except SketchifyError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

@@ -6,7 +6,8 @@ reading, decoding and encoding run in each request's own thread.
     GET  /                  the page (sketchify/web/index.html)
     GET  /api/styles        {"styles": [...], "default": ..., "sample_temperature": ..., "max_body": ..., ...}
     GET  /api/thumbnail     ?style=S: a small sketch of a bundled photo in that style (PNG)
-    POST /api/sketch        ?style=S&seed=N&t=T, the photo's bytes as the body: its sketch, PNG at its size
+    POST /api/sketch        ?style=S&seed=N&t=T&format=png|svg, the photo's bytes as the body: its sketch at its
+                            size, PNG (default) or SVG (vector paths; needs the svg extra)
     POST /api/samples       ?n=K&style=S&seed=N&t=T: {"width", "height", "samples": [K base64 PNGs], ...}
 """
 
@@ -29,10 +30,9 @@ from urllib.parse import parse_qs, urlsplit
 
 from PIL import Image
 
-from .convert import drawing_settings
 from .errors import SketchifyError, one_line
-from .images import DEFAULT_MAX_PIXELS, encode, load_photo
-from .inference import check_noise
+from .images import DEFAULT_MAX_PIXELS, encode, format_name, load_photo
+from .settings import DrawSettings
 
 MAX_BODY = 50 * 2**20  # bytes of one uploaded photo: more than any camera's JPEG, little enough to hold in memory
 MAX_SAMPLES = 8  # samples per request: each is a full drawing, and others wait for the model meanwhile
@@ -40,6 +40,7 @@ DRAIN = 64 * 2**20  # an oversized body up to this is read and dropped, so the c
 IDLE_TIMEOUT = 60  # seconds a connection may stall mid-request before its thread gives up on it
 JSON = "application/json"
 PNG = "image/png"
+FORMATS = {"png": PNG, "svg": "image/svg+xml"}  # what /api/sketch answers in
 
 
 class ApiError(Exception):
@@ -228,42 +229,45 @@ class Handler(BaseHTTPRequestHandler):
 
     def thumbnail(self, query: str):
         """A small sketch of the bundled photo in one style, drawn on first request and kept."""
-        style = self.style(params(query, {"style"}))
-        if style not in self.server.thumbnails:
+        settings = self.drawing(params(query, {"style"}))
+        if settings.style not in self.server.thumbnails:
             photo = load_photo(resources.files("sketchify") / "web" / "thumbnail.jpg")
             with self.server.model_lock:
-                sketch = self.server.sketcher.sketch(photo, style=style)
-            self.server.thumbnails[style] = encode(sketch, "png")
-        return PNG, self.server.thumbnails[style]
+                sketch = self.server.sketcher.sketch(photo, settings)
+            self.server.thumbnails[settings.style] = encode(sketch, "png")
+        return PNG, self.server.thumbnails[settings.style]
 
     def sketch(self, query: str):
         photo = self.photo()  # the body first: a refusal after reading it leaves the connection clean
-        draw = self.drawing(params(query, {"style", "seed", "t"}), default_t=0.0)
+        given = params(query, {"style", "seed", "t", "format"})
+        fmt = given.get("format") or "png"
+        if fmt not in FORMATS:
+            raise ApiError(HTTPStatus.BAD_REQUEST, f"format={fmt!r}: use png or svg")
+        format_name(fmt)  # svg needs the extra: said before the drawing, not after
+        settings = self.drawing(given)
         with self.server.model_lock:
-            sketch = self.server.sketcher.sketch(photo, **draw)
-        return PNG, encode(sketch, "png", description=drawing_settings(self.server.sketcher, **draw))
+            sketch = self.server.sketcher.sketch(photo, settings)
+        return FORMATS[fmt], encode(sketch, fmt, description=settings.record(self.server.sketcher.model_id))
 
     def samples(self, query: str):
         photo = self.photo()
         given = params(query, {"n", "style", "seed", "t"})
         n = whole("n", given.get("n", "4"), 1, MAX_SAMPLES)
-        draw = self.drawing(given, default_t=self.server.sketcher.config.sample_temperature)
+        settings = self.drawing(given, for_samples=True)
         with self.server.model_lock:
-            sketches = self.server.sketcher.samples(photo, n, **draw)
+            sketches = self.server.sketcher.samples(photo, n, settings)
         pngs = [base64.b64encode(encode(s, "png")).decode() for s in sketches]
-        return JSON, json.dumps({"width": photo.width, "height": photo.height, **draw, "samples": pngs}).encode()
+        drawn = {"style": settings.style, "seed": settings.seed, "temperature": settings.temperature}
+        return JSON, json.dumps({"width": photo.width, "height": photo.height, **drawn, "samples": pngs}).encode()
 
     # query parameters
 
-    def style(self, given: dict[str, str]) -> str:
-        config = self.server.sketcher.config
-        return config.styles[config.style_index(given.get("style") or None)]
-
-    def drawing(self, given: dict[str, str], *, default_t: float) -> dict:
+    def drawing(self, given: dict[str, str], *, for_samples: bool = False) -> DrawSettings:
+        """The query's settings, checked once (Sketcher.settings), at the server's size and max_side."""
         seed = whole("seed", given["seed"], 0, 2**64 - 1) if given.get("seed") else None
-        temperature = number("t", given["t"]) if given.get("t") else default_t
-        check_noise(seed, temperature)
-        return dict(style=self.style(given), seed=seed, temperature=temperature)
+        temperature = number("t", given["t"]) if given.get("t") else None
+        return self.server.sketcher.settings(style=given.get("style") or None, seed=seed, temperature=temperature,
+                                             for_samples=for_samples)
 
 
 ROUTES = {

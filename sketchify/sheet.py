@@ -8,9 +8,9 @@ from PIL import Image
 
 from .errors import SketchifyError
 from .files import file_id, remove_leftovers
-from .images import save_atomic
+from .images import on_disk, save_atomic
 
-MAX_SIDE = 8192  # a sheet never grows past this: a 50000x1 panorama would otherwise make a 23 GB one
+SHEET_MAX_SIDE = 8192  # a sheet never grows past this: a 50000x1 panorama would otherwise make a 23 GB one
 
 
 def sample_names(photo: Path, folder: Path, n: int, *, fmt: str = "png", overwrite: bool = False) -> list[Path]:
@@ -21,9 +21,12 @@ def sample_names(photo: Path, folder: Path, n: int, *, fmt: str = "png", overwri
     names = [folder / f"{photo.stem}_{i}.{fmt}" for i in range(n)] + [folder / f"{photo.stem}_sheet.png"]
     if file_id(photo) in {file_id(p) for p in names}:
         raise SketchifyError(f"{photo}: its samples would overwrite it; choose another --output")
-    existing = [p for p in names if p.exists()]
-    if existing and not overwrite:
-        raise SketchifyError(f"{existing[0]} already exists; pass --overwrite or choose another --output")
+    for path in names:
+        state, _ = on_disk(path)
+        if state == "other":  # a photo named like a sample, a folder: never written over
+            raise SketchifyError(f"{path} exists and is not sketchify's; choose another --output")
+        if state == "ours" and not overwrite:
+            raise SketchifyError(f"{path} already exists; pass --overwrite or choose another --output")
     return names
 
 
@@ -31,7 +34,7 @@ def contact_sheet(images: list[Image.Image], *, height: int = 256, columns: int 
                   max_side: int | None = None) -> Image.Image:
     """Images scaled to one height (or narrower, if very wide), left to right, wrapped after `columns` or
     when a row would pass max_side; then scaled down as a whole if it is still taller than max_side."""
-    max_side = max_side or MAX_SIDE
+    max_side = max_side or SHEET_MAX_SIDE
     thumbs = [thumbnail(im, height, max_side) for im in images]
     rows, row = [], []
     for t in thumbs:
@@ -63,15 +66,15 @@ def thumbnail(im: Image.Image, height: int, max_side: int) -> Image.Image:
 
 
 def save_samples(photo: Image.Image, sketches: list[Image.Image], names: list[Path], *, fmt: str = "png",
-                 description: str | None = None) -> None:
-    """The sketches under names[:-1] (in fmt, recording description) and their contact sheet, beside the
-    photo, under names[-1] (png)."""
+                 record: str | None = None) -> None:
+    """The sketches under names[:-1] (in fmt) and their contact sheet, beside the photo, under names[-1] (png);
+    each carries record (DrawSettings.record), which marks it as sketchify's."""
     folder = names[-1].parent
     try:
         folder.mkdir(parents=True, exist_ok=True)
         remove_leftovers(folder)  # a killed run's .part files
         for sketch, path in zip(sketches, names):
-            save_atomic(sketch, path, fmt, description=description)
-        save_atomic(contact_sheet([photo, *sketches]), names[-1], "png")
+            save_atomic(sketch, path, fmt, description=record)
+        save_atomic(contact_sheet([photo, *sketches]), names[-1], "png", description=record)
     except OSError as e:
         raise SketchifyError(f"cannot write to {folder}: {e.strerror or e}") from None

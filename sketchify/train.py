@@ -9,7 +9,8 @@ import json
 import os
 import random
 import time
-from dataclasses import dataclass, field
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -22,14 +23,18 @@ from .config import ModelConfig, TrainConfig, apply_settings, changes
 from .data import SketchDataset, balanced_sampler, find_contours, find_pairs, split
 from .device import pick_device
 from .errors import SketchifyError
+from .files import check_regular, is_regular, remove_leftovers, write_durably
 from .finetune import Source, load_source, start_from
 from .losses import PerceptualLoss
 from .model import Discriminator, SketchModel
 from .perceptual import NETS, STLPIPS
 from .serialization import (
     CHECKPOINT_NAME,
+    CONFIG_NAME,
+    DISCRIMINATOR_NAME,
     WEIGHTS_NAME,
     Checkpoint,
+    NonFiniteState,
     read_checkpoint,
     restore,
     save_checkpoint,
@@ -38,6 +43,7 @@ from .serialization import (
 from .step import Batch, GeneratorForward, NonFiniteLoss, collate, make_optimizers, set_lr, train_step
 
 TRAINING_NAME = "training.json"
+LOG_NAME = "log.jsonl"
 
 
 @dataclass
@@ -58,9 +64,10 @@ class TrainOptions:
     log: callable = print
 
 
-def plan(opts: TrainOptions, log) -> tuple[ModelConfig, TrainConfig, Checkpoint | None, Source | None]:
+def plan_run(opts: TrainOptions, log) -> tuple[ModelConfig, TrainConfig, Checkpoint | None, Source | None]:
     """The run's configs, and the checkpoint to resume or the model to start from, if any."""
     run, ckpt_path = opts.run, opts.run / CHECKPOINT_NAME
+    check_run_folder(run)
     file = TrainConfig.load(opts.config) if opts.config else None
     if opts.resume:
         if opts.init_from is not None:
@@ -82,6 +89,11 @@ def plan(opts: TrainOptions, log) -> tuple[ModelConfig, TrainConfig, Checkpoint 
     base = source.model.config if source else ModelConfig()
     model_cfg, train_cfg = apply_settings(base, file or TrainConfig(), opts.settings)
     train_cfg.diversity_margins(model_cfg.styles)  # a margin for a style the model lacks fails now, not mid-epoch
+    told = any(item.partition("=")[0].strip() == "draw_size" for item in opts.settings)
+    if model_cfg.draw_size != train_cfg.load_size and not told:
+        # the model draws best at the scale it learned: the short side training loads its photos at
+        log(f"draw_size follows load_size: {model_cfg.draw_size} -> {train_cfg.load_size}")
+        model_cfg = replace(model_cfg, draw_size=train_cfg.load_size)
     return model_cfg, train_cfg, None, source
 
 
@@ -91,82 +103,27 @@ def train(opts: TrainOptions) -> Path:
     device = pick_device(opts.device, local_rank=int(os.environ.get("LOCAL_RANK", 0)))
     main = rank == 0
     log = opts.log if main else (lambda *a, **k: None)
-    run, ckpt_path = opts.run, opts.run / CHECKPOINT_NAME
-    model_cfg, cfg, ckpt, source = plan(opts, log)
-    start_epoch = ckpt.epoch if ckpt else 0
+    run = opts.run
+    model_cfg, cfg, ckpt, source = plan_run(opts, log)
 
     torch.manual_seed(cfg.seed + rank)
     random.seed(cfg.seed + rank)
-
     train_set, val_set = load_data(opts, model_cfg, cfg, log)
-    # a few styles have far fewer pairs than others (FS2K's bold ink, CUHK's portraits): balanced by style
-    sampler = (torch.utils.data.DistributedSampler(train_set, shuffle=True, seed=cfg.seed) if distributed
-               else balanced_sampler(train_set.pairs))
-    workers = dict(num_workers=opts.workers, persistent_workers=opts.workers > 0, collate_fn=collate)
-    loader = torch.utils.data.DataLoader(train_set, batch_size=cfg.batch_size, sampler=sampler,
-                                         drop_last=len(train_set) >= cfg.batch_size * world, **workers)
-
-    model = SketchModel(model_cfg)
-    disc = Discriminator(model_cfg, feature_channels=NETS["alex"][1])
-    if source is not None:
-        start_from(source, model, disc, log)
-    elif ckpt is None and cfg.pretrained:
-        model.encoder.backbone.load_state_dict(pretrained_backbone(model), strict=True)
-    model, disc = model.to(device), disc.to(device)
-    wanted = cfg.loss_weights["perceptual"] > 0 or cfg.loss_weights["sample_div"] > 0
-    perceptual = PerceptualLoss(cfg.perceptual_net).to(device) if wanted else None
-    trunk = feature_trunk(perceptual, cfg).to(device) if cfg.loss_weights["adv_features"] > 0 else None
-    opt_g, opt_d = make_optimizers(model, disc, cfg)
-    modules, optimizers = {"model": model, "disc": disc}, {"opt_g": opt_g, "opt_d": opt_d}
-    if ckpt is not None:
-        restore(ckpt_path, ckpt, modules=modules, optimizers=optimizers)
-        log(f"resumed from {ckpt_path} after epoch {start_epoch}")
-
-    g_step, d_step = GeneratorForward(model), disc
-    if distributed:
-        ids = [device.index] if device.type == "cuda" else None
-        g_step = nn.parallel.DistributedDataParallel(g_step, device_ids=ids)
-        d_step = nn.parallel.DistributedDataParallel(disc, device_ids=ids, find_unused_parameters=trunk is None)
-    # No mixed precision: float32 throughout (cuDNN's convolutions use TF32 on a GPU by default). bf16 would buy no
-    # speed (a step of a model this small is bound by kernel launches, not arithmetic), and just below white paper
-    # its steps are 1/256 apart: the faintest pencil, one grey level from white, would round to the paper itself.
-
+    loader, sampler = make_loader(train_set, cfg, opts.workers, distributed, world)
+    nets = build(model_cfg, cfg, ckpt, source, device, distributed, log, run / CHECKPOINT_NAME)
     if main:
-        run.mkdir(parents=True, exist_ok=True)
-        (run / "samples").mkdir(exist_ok=True)
-        cfg.save(run / TRAINING_NAME)
+        start_run(run, cfg, ckpt)
+
     started = time.monotonic()
-    epoch, planned = start_epoch, cfg.epochs
+    epoch = start_epoch = ckpt.epoch if ckpt else 0
+    planned = cfg.epochs
     while epoch < cfg.epochs:
         epoch += 1
         if distributed:
             sampler.set_epoch(epoch)
-        for opt in (opt_g, opt_d):
-            set_lr(opt, cfg.lr * lr_factor(epoch, cfg.epochs))
-        model.train()
-        totals: dict[str, float] = {}
-        with progress_bar(opts.progress and main, f"epoch {epoch}/{cfg.epochs}", len(loader)) as advance:
-            for batch in loader:
-                try:
-                    losses = train_step(g_step, d_step, opt_g, opt_d, batch.to(device), cfg, styles=model_cfg.styles,
-                                        perceptual=perceptual, trunk=trunk)
-                except NonFiniteLoss as e:
-                    kept = (f"the last good checkpoint {ckpt_path} is intact" if ckpt_path.exists()
-                        else "no checkpoint was written yet")
-                    raise SketchifyError(f"{e} in epoch {epoch}; training stopped, {kept}") from None
-                for k, v in losses.items():
-                    totals[k] = totals.get(k, 0.0) + v
-                advance(" ".join(f"{k} {v:.3f}" for k, v in losses.items()))
-
+        means = train_epoch(nets, loader, cfg, epoch, device, show=opts.progress and main, run=run)
         if main:
-            means = {k: v / max(1, len(loader)) for k, v in totals.items()}
-            means["val_l1"] = validate(model, val_set, device)
-            means["epoch"], means["minutes"] = epoch, (time.monotonic() - started) / 60
-            with (run / "log.jsonl").open("a") as f:
-                f.write(json.dumps(means) + "\n")
-            log(f"epoch {epoch}: " + " ".join(f"{k} {v:.4f}" for k, v in means.items() if k != "epoch"))
-            save_grid(model, val_set, device, run / "samples" / f"epoch_{epoch:03d}.png")
-            save_checkpoint(ckpt_path, model=model_cfg, train=cfg, epoch=epoch, modules=modules, optimizers=optimizers)
+            end_epoch(run, nets, val_set, device, means, epoch, started, log)
         if out_of_time(opts.time_limit_min, started, distributed, device):
             log(f"time limit of {opts.time_limit_min} min reached after epoch {epoch}")
             break
@@ -178,13 +135,205 @@ def train(opts: TrainOptions) -> Path:
             cfg.epochs = fitted
 
     if main:
-        model.eval().save_pretrained(run / "model")
-        save_discriminator(disc, run / "model")  # so that `--init-from` this model continues its adversary too
-        log(f"model saved to {run / 'model'}")
+        export(run, nets, log)
     if distributed:
         dist.barrier()
         dist.destroy_process_group()
     return run / "model"
+
+
+# the steps of train(), in its order
+
+
+@dataclass
+class Nets:
+    """What one training step works on: the models, their optimizers, the wrapped steps and the frozen judges."""
+
+    config: ModelConfig
+    train: TrainConfig
+    model: SketchModel
+    disc: Discriminator
+    opt_g: torch.optim.Optimizer
+    opt_d: torch.optim.Optimizer
+    g_step: nn.Module  # GeneratorForward(model), or its DistributedDataParallel wrapper
+    d_step: nn.Module
+    perceptual: PerceptualLoss | None
+    trunk: STLPIPS | None
+
+    @property
+    def modules(self) -> dict[str, nn.Module]:  # the checkpoint's parts, by their names there
+        return {"model": self.model, "disc": self.disc}
+
+    @property
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        return {"opt_g": self.opt_g, "opt_d": self.opt_d}
+
+
+def make_loader(train_set: SketchDataset, cfg: TrainConfig, workers: int, distributed: bool, world: int):
+    """The training batches, and their sampler (which DDP reseeds each epoch)."""
+    # a few styles have far fewer pairs than others (FS2K's bold ink, CUHK's portraits): balanced by style
+    sampler = (torch.utils.data.DistributedSampler(train_set, shuffle=True, seed=cfg.seed) if distributed
+               else balanced_sampler(train_set.pairs))
+    options = dict(num_workers=workers, persistent_workers=workers > 0, collate_fn=collate)
+    loader = torch.utils.data.DataLoader(train_set, batch_size=cfg.batch_size, sampler=sampler,
+                                         drop_last=len(train_set) >= cfg.batch_size * world, **options)
+    return loader, sampler
+
+
+def build(model_cfg: ModelConfig, cfg: TrainConfig, ckpt: Checkpoint | None, source: Source | None,
+          device: torch.device, distributed: bool, log, ckpt_path: Path) -> Nets:
+    """The models, fresh, from --init-from's source or from the checkpoint, with their optimizers, on device."""
+    model = SketchModel(model_cfg)
+    disc = Discriminator(model_cfg, feature_channels=NETS["alex"][1])
+    if source is not None:
+        start_from(source, model, disc, log)
+    elif ckpt is None and cfg.pretrained:
+        model.encoder.backbone.load_state_dict(pretrained_backbone(model), strict=True)
+    model, disc = model.to(device), disc.to(device)
+    wanted = cfg.loss_weights["perceptual"] > 0 or cfg.loss_weights["sample_div"] > 0
+    perceptual = PerceptualLoss(cfg.perceptual_net).to(device) if wanted else None
+    trunk = feature_trunk(perceptual, cfg).to(device) if cfg.loss_weights["adv_features"] > 0 else None
+    opt_g, opt_d = make_optimizers(model, disc, cfg)
+    nets = Nets(model_cfg, cfg, model, disc, opt_g, opt_d, GeneratorForward(model), disc, perceptual, trunk)
+    if ckpt is not None:
+        restore(ckpt_path, ckpt, modules=nets.modules, optimizers=nets.optimizers)
+        log(f"resumed from {ckpt_path} after epoch {ckpt.epoch}")
+    if distributed:
+        ids = [device.index] if device.type == "cuda" else None
+        nets.g_step = nn.parallel.DistributedDataParallel(nets.g_step, device_ids=ids)
+        nets.d_step = nn.parallel.DistributedDataParallel(disc, device_ids=ids, find_unused_parameters=trunk is None)
+    # No mixed precision: float32 throughout (cuDNN's convolutions use TF32 on a GPU by default). bf16 would buy no
+    # speed (a step of a model this small is bound by kernel launches, not arithmetic), and just below white paper
+    # its steps are 1/256 apart: the faintest pencil, one grey level from white, would round to the paper itself.
+    return nets
+
+
+def start_run(run: Path, cfg: TrainConfig, ckpt: Checkpoint | None) -> None:
+    """The run folder before the first epoch: a new run clears an earlier run's files; a resumed one makes its log
+    agree with its checkpoint."""
+    with saving(run):
+        run.mkdir(parents=True, exist_ok=True)
+        for folder in (run, run / "model"):
+            remove_leftovers(folder)  # the temporary files of a run killed while saving
+        if ckpt is None:
+            clear_run(run)
+        else:
+            sync_log(run / LOG_NAME, ckpt)
+        (run / "samples").mkdir(exist_ok=True)
+        cfg.save(run / TRAINING_NAME)
+
+
+def train_epoch(nets: Nets, loader, cfg: TrainConfig, epoch: int, device: torch.device, *, show: bool,
+                run: Path) -> dict[str, float]:
+    """One pass over the training batches; returns each loss term's mean."""
+    for opt in (nets.opt_g, nets.opt_d):
+        set_lr(opt, cfg.lr * lr_factor(epoch, cfg.epochs))
+    nets.model.train()
+    totals: dict[str, float] = {}
+    with progress_bar(show, f"epoch {epoch}/{cfg.epochs}", len(loader)) as advance:
+        for batch in loader:
+            try:
+                losses = train_step(nets.g_step, nets.d_step, nets.opt_g, nets.opt_d, batch.to(device), cfg,
+                                    styles=nets.config.styles, perceptual=nets.perceptual, trunk=nets.trunk)
+            except NonFiniteLoss as e:
+                raise SketchifyError(f"{e} in epoch {epoch}; training stopped, {kept(run)}") from None
+            for k, v in losses.items():
+                totals[k] = totals.get(k, 0.0) + v
+            advance(" ".join(f"{k} {v:.3f}" for k, v in losses.items()))
+    return {k: v / max(1, len(loader)) for k, v in totals.items()}
+
+
+def end_epoch(run: Path, nets: Nets, val_set: SketchDataset, device: torch.device, means: dict[str, float],
+              epoch: int, started: float, log) -> None:
+    """Checkpoint, then log the epoch and draw its sample grid: the log has a line only for a saved epoch."""
+    line = {**means, "val_l1": validate(nets.model, val_set, device), "epoch": epoch,
+            "minutes": (time.monotonic() - started) / 60}
+    with saving(run):
+        try:
+            save_checkpoint(run / CHECKPOINT_NAME, model=nets.config, train=nets.train, epoch=epoch,
+                            modules=nets.modules, optimizers=nets.optimizers, log=line)
+        except NonFiniteState as e:  # checked before the write: the last good checkpoint stays
+            raise SketchifyError(f"{e} after epoch {epoch}; training stopped, {kept(run)}") from None
+        with (run / LOG_NAME).open("a") as f:
+            f.write(json.dumps(line) + "\n")
+        log(f"epoch {epoch}: " + " ".join(f"{k} {v:.4f}" for k, v in line.items() if k != "epoch"))
+        save_grid(nets.model, val_set, device, run / "samples" / f"epoch_{epoch:03d}.png")
+
+
+def export(run: Path, nets: Nets, log) -> None:
+    with saving(run):
+        nets.model.eval().save_pretrained(run / "model")
+        save_discriminator(nets.disc, run / "model")  # so that `--init-from` this model continues its adversary too
+    log(f"model saved to {run / 'model'}")
+
+
+# the run folder
+
+
+MODEL_FILES = (CONFIG_NAME, WEIGHTS_NAME, DISCRIMINATOR_NAME)  # what export writes into RUN/model
+
+
+def check_run_folder(run: Path) -> None:
+    """RUN is a folder (or not there yet) and what a run keeps in it is of the right kind: checked before any data
+    is read, so that -o FILE, or a folder where the checkpoint should be, fails at once."""
+    if run.exists() and not run.is_dir():
+        raise SketchifyError(f"{run}: not a folder; -o names the run folder (made if missing)")
+    for folder in (run / "model", run / "samples"):
+        if folder.exists() and not folder.is_dir():
+            raise SketchifyError(f"{folder}: not a folder; a run keeps its {folder.name} there")
+    for path in [run / CHECKPOINT_NAME, run / LOG_NAME, run / TRAINING_NAME, *(run / "model" / n for n in MODEL_FILES)]:
+        if path.exists():
+            check_regular(path)
+
+
+def clear_run(run: Path) -> None:
+    """Remove what an earlier run left (--overwrite, or a run killed before its first checkpoint): sketchify's own
+    files by name, nothing else. The checkpoint goes first, so that a run killed from here on leaves nothing that
+    --resume would quietly continue."""
+    samples = [p for p in (run / "samples").glob("epoch_*.png") if p.stem[6:].isdecimal()]
+    for path in [run / CHECKPOINT_NAME, *(run / "model" / n for n in MODEL_FILES), run / LOG_NAME,
+                 run / TRAINING_NAME, *samples]:
+        path.unlink(missing_ok=True)
+    with suppress(OSError):  # kept if anything else is in it
+        (run / "model").rmdir()
+
+
+def sync_log(path: Path, ckpt: Checkpoint) -> None:
+    """Make log.jsonl end at the checkpoint's epoch: lines of later epochs (a run killed after logging, before its
+    checkpoint) go, and the checkpoint's own line comes back if a kill lost it."""
+    own = ckpt.meta.get("log")
+    own = own if own is not None and logged_epoch(own) == ckpt.epoch else None
+    lines = path.read_text(errors="replace").splitlines() if path.is_file() else []
+    last = ckpt.epoch - 1 if own is not None else ckpt.epoch
+    kept_lines = [line for line in lines if (e := logged_epoch(line)) is not None and e <= last]
+    text = "".join(f"{line}\n" for line in kept_lines + ([own] if own is not None else []))
+    write_durably(path, text.encode())
+
+
+def logged_epoch(line: str) -> int | None:
+    """The epoch of one line of log.jsonl; None for a line a kill cut short."""
+    try:
+        epoch = json.loads(line)["epoch"]
+    except (ValueError, TypeError, KeyError, RecursionError):
+        return None
+    return epoch if isinstance(epoch, int) else None
+
+
+def kept(run: Path) -> str:
+    """What a stopped run leaves to continue from."""
+    path = run / CHECKPOINT_NAME
+    if is_regular(path):
+        return f"the last good checkpoint {path} is intact: --resume continues from it"
+    return "no checkpoint was written yet"
+
+
+@contextmanager
+def saving(run: Path):
+    """A full disk or a read-only folder while writing the run: one line naming the file, and what is kept."""
+    try:
+        yield
+    except OSError as e:
+        raise SketchifyError(f"{e.filename or run}: {e.strerror or e}; training stopped, {kept(run)}") from None
 
 
 # helpers

@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import re
+import shutil
 import signal
 import traceback
 from contextlib import contextmanager
@@ -90,9 +91,10 @@ def deadline(seconds: int):
         signal.signal(signal.SIGALRM, old)
 
 
-def stop_convert_midway(photos: Path, out: Path, model: Path, sig: int) -> tuple[list[str], int, str, str]:
-    """`sketchify convert` in a process of its own, sent sig once its first sketch is on disk: (the command,
-    its exit code, stdout, stderr)."""
+def stop_convert_midway(photos: Path, out: Path, model: Path, sig: int,
+                        times: int = 1) -> tuple[list[str], int, str, str]:
+    """`sketchify convert` in a process of its own, sent sig (times times, 50 ms apart) once its first sketch is
+    on disk: (the command, its exit code, stdout, stderr)."""
     import subprocess
     import sys
     import time
@@ -103,7 +105,9 @@ def stop_convert_midway(photos: Path, out: Path, model: Path, sig: int) -> tuple
     limit = time.monotonic() + 60
     while time.monotonic() < limit and not (out.exists() and any(out.glob("*.png"))):
         time.sleep(0.02)
-    proc.send_signal(sig)
+    for i in range(times):
+        time.sleep(0.05 if i else 0)
+        proc.send_signal(sig)
     stdout, stderr = proc.communicate(timeout=60)
     return cmd, proc.returncode, stdout, stderr
 
@@ -196,8 +200,11 @@ def sketch_of(img: Image.Image) -> Image.Image:
 
 @pytest.fixture
 def pair_dir(tmp_path) -> Path:
+    return make_pairs(tmp_path / "data")
+
+
+def make_pairs(data: Path) -> Path:
     """DATA/photos + DATA/sketches (+ styles.csv) with 12 pairs in two styles."""
-    data = tmp_path / "data"
     (data / "photos").mkdir(parents=True)
     (data / "sketches").mkdir()
     rows = []
@@ -211,6 +218,20 @@ def pair_dir(tmp_path) -> Path:
         writer.writeheader()
         writer.writerows(rows)
     return data
+
+
+@pytest.fixture(scope="module")
+def trained_once(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("trained")
+    result = cli("train", make_pairs(root / "data"), "-o", root / "run", *tiny_settings(epochs=1), "--device", "cpu")
+    assert result.code == 0, result.text
+    return root / "run"
+
+
+@pytest.fixture
+def trained_run(trained_once, tmp_path) -> Path:
+    """RUN/ after one epoch of a tiny model on pair_dir's pairs: trained once per test module, copied for each test."""
+    return Path(shutil.copytree(trained_once, tmp_path / "run"))
 
 
 @pytest.fixture

@@ -72,7 +72,9 @@ def test_eval_json_into_a_missing_folder_fails_before_scoring(pair_dir, tmp_path
     assert "blank page" not in run.text  # nothing was scored
 
 
-@pytest.mark.parametrize("args, needle", [(("--set", "lr=-1"), "lr"), (("--time-limit", "nan"), "--time-limit")])
+@pytest.mark.parametrize("args, needle", [(("--set", "lr=-1"), "lr"), (("--time-limit", "nan"), "--time-limit"),
+                                          (("--set", "seed=99999999999999999999999"), "seed"),
+                                          (("--set", "seed=-1"), "seed")])
 def test_train_refuses_bad_numbers(args, needle, pair_dir, tmp_path):
     one_error(cli("train", pair_dir, "-o", tmp_path / "run", "--device", "cpu", *args), needle)
     assert not (tmp_path / "run").exists()
@@ -90,6 +92,35 @@ def test_training_onto_a_full_or_read_only_disk(err, pair_dir, tmp_path, monkeyp
     assert run.code == 2, run.text
     errors = [line for line in run.lines if line.startswith("error: ")]
     assert errors == run.lines[-1:] and "checkpoint.safetensors" in errors[0] and os.strerror(err) in errors[0]
+
+
+def test_a_training_config_nested_too_deeply(pair_dir, tmp_path):
+    (tmp_path / "t.json").write_text('{"a":' * 100_000 + "1" + "}" * 100_000)
+    one_error(cli("train", pair_dir, "-o", tmp_path / "run", "--config", tmp_path / "t.json"), "t.json", "nested")
+
+
+def test_a_long_thin_training_photo_is_refused_by_name(pair_dir, tmp_path):
+    from PIL import Image
+
+    Image.new("RGB", (1, 2000), "white").save(pair_dir / "photos" / "thin.png")  # 240 x 480,000 at the load size
+    Image.new("L", (1, 2000), 255).save(pair_dir / "sketches" / "thin.png")
+    run = cli("train", pair_dir, "-o", tmp_path / "run", *tiny_settings(epochs=1), "--device", "cpu")
+    assert run.code == 2 and run.lines[-1].startswith("error: "), run.text
+    assert "thin.png" in run.lines[-1] and "1x2000" in run.lines[-1], run.text
+
+
+@pytest.mark.skipif(not Path("/dev/full").is_char_device(), reason="no /dev/full here")
+def test_a_sketch_to_a_full_standard_output(one_photo, tmp_path, tiny_model_dir):
+    import subprocess
+    import sys
+
+    with open("/dev/full", "wb") as full:
+        proc = subprocess.run([sys.executable, "-m", "sketchify", "convert", str(one_photo), "-o", "-", "--weights",
+                               str(tiny_model_dir), "--device", "cpu"], stdout=full, stderr=subprocess.PIPE,
+                              text=True, timeout=120, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    lines = proc.stderr.splitlines()
+    assert proc.returncode != 0 and len(lines) == 1 and "standard output" in lines[0], proc.stderr
+    assert os.strerror(errno.ENOSPC) in lines[0]
 
 
 def write_styles(data: Path, raw: bytes) -> None:

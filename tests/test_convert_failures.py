@@ -131,6 +131,7 @@ def test_full_disk_stops_the_batch_with_one_error(photos, tmp_path, tiny_model_d
     assert len(errors) == 1 and "No space left on device" in errors[0] and "stopped" in errors[0], run.text
     assert not run.lines_naming("failed:"), run.text
     assert files(out) == set(written) and {"img0.png", "img1.png"} <= set(written)  # what was written stays, whole
+    assert f"after {len(written)} converted" in errors[0], run.text  # the count is what is on disk
     assert "img2.png" not in written
 
 

@@ -102,13 +102,13 @@ def test_decoded_photos_waiting_are_bounded_by_pixels(photos, tmp_path, tiny_mod
     sketcher = Sketcher.from_pretrained(tiny_model_dir, device="cpu")
     real_draw = sketcher.draw
 
-    def drawing(photos, **kwargs):
+    def drawing(photos, *args, **kwargs):
         waiting[0] -= len(photos)
-        return real_draw(photos, **kwargs)
+        return real_draw(photos, *args, **kwargs)
 
     monkeypatch.setattr(conv, "load_photo", counting_load)
     monkeypatch.setattr(sketcher, "draw", drawing)
-    plan = conv.plan([photos], tmp_path / "out")
+    plan = conv.plan_outputs([photos], tmp_path / "out")
     results = list(conv.run(sketcher, plan.jobs, batch_size=4, prefetch_pixels=2 * 80 * 60))
     assert [r.status for r in results] == ["converted"] * 12
     assert most[0] <= 3  # two photos' worth of pixels wait, and the one that passed the bound
@@ -127,7 +127,7 @@ def test_contact_sheet_is_bounded():
 def test_sample_sheet_of_a_thin_strip_is_bounded(photos, tmp_path, tiny_model_dir, monkeypatch):
     import sketchify.sheet
 
-    monkeypatch.setattr(sketchify.sheet, "MAX_SIDE", 64)  # the shipped bound is 8192; a tiny one shows it holds
+    monkeypatch.setattr(sketchify.sheet, "SHEET_MAX_SIDE", 64)  # the shipped bound is 8192; a tiny one shows it holds
     Image.new("RGB", (2000, 1), (120, 80, 40)).save(photos / "strip.png")
     run = sample(tiny_model_dir, photos / "strip.png", "-n", 2, "-o", tmp_path / "s")
     assert run.code == 0, run.text

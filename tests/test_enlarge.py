@@ -7,8 +7,7 @@ from conftest import tiny_config
 from PIL import Image
 
 from sketchify.enlarge import enlarge, flow_smooth
-from sketchify.inference import MAX_DRAW_SCALE, Sketcher, drawn_short_side
-from sketchify.model import SketchModel
+from sketchify.settings import MAX_DRAW_SCALE, DrawSettings, drawn_short_side
 from sketchify.tensors import to_image
 
 INK = 166  # grey at or below: darkness >= 0.35, the ink of the stroke-width measure
@@ -90,11 +89,15 @@ def test_flow_smoothing_joins_a_beaded_line_without_widening_it():
 
 
 def test_the_drawing_scale_rule():
-    assert drawn_short_side(100, 240) == 240  # thumbnails are drawn at the scale the model learned
-    assert drawn_short_side(321, 240) == 321  # moderate photos at their own size
-    assert drawn_short_side(3000, 240) == MAX_DRAW_SCALE * 240  # big ones at most this, then enlarged
-    model = SketchModel(tiny_config())
-    s, d = model.config.stride, model.config.draw_size
-    big = Sketcher(model, max_side=0)._work_size(Image.new("RGB", (40 * d, 30 * d)))
-    assert abs(min(big) - MAX_DRAW_SCALE * d) <= s / 2 and big[0] / big[1] == pytest.approx(4 / 3, rel=0.05)
-    assert Sketcher(model, max_side=0, size=0)._work_size(Image.new("RGB", (64, 48))) == (64, 48)
+    assert drawn_short_side(100, 240, 720) == 240  # thumbnails are drawn at the scale the model learned
+    assert drawn_short_side(321, 240, 720) == 321  # moderate photos at their own size
+    assert drawn_short_side(3000, 240, 720) == 720  # big ones at most up_to, then enlarged
+    config = tiny_config()
+    s, d = config.stride, config.draw_size
+    default = DrawSettings.build(config)
+    assert (default.size, default.up_to) == (d, MAX_DRAW_SCALE * d)
+    w, h = default.work_size((40 * d, 30 * d), s)
+    assert abs(h - MAX_DRAW_SCALE * d) <= s / 2 and w / h == pytest.approx(4 / 3, rel=0.05)
+    assert default.work_size((d // 2, d // 2), s) == (d, d)
+    assert DrawSettings.build(config, size=0).work_size((64, 48), s) == (64, 48)  # a size given is drawn as given
+    assert DrawSettings.build(config, size=d).up_to == 0

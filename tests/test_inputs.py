@@ -194,6 +194,18 @@ def test_max_pixels_does_not_depend_on_warning_filters(photos, monkeypatch):
             load_photo(src, max_pixels=10_000)
 
 
+def test_standard_input_is_read_up_to_a_limit(photos, tmp_path, tiny_model_dir, monkeypatch):
+    import sketchify.images
+
+    picture().save(photos / "a.png")
+    data = (photos / "a.png").read_bytes()
+    monkeypatch.setattr(sketchify.images, "MAX_PHOTO_BYTES", len(data))
+    assert convert(tiny_model_dir, "-", "-o", "-", stdin=data).code == 0  # the limit itself is fine
+    run = convert(tiny_model_dir, "-", "-o", "-", stdin=data + b"\0")
+    assert run.code != 0 and len(run.lines) == 1 and "standard input" in run.lines[0], run.text
+    assert f"{len(data):,} bytes" in run.lines[0]
+
+
 # ---------------------------------------------------------------- batches
 
 

@@ -67,6 +67,26 @@ def test_nan_weights_are_refused_at_load(tiny_model_dir):
         load_model(tiny_model_dir)
 
 
+@pytest.mark.parametrize("dtype", [torch.int64, torch.bool])
+def test_integer_or_bool_weights_are_refused_at_load(dtype, tiny_model_dir, photos, tmp_path):
+    weights = tiny_model_dir / "model.safetensors"
+    state = load_file(str(weights))
+    name = sorted(state)[-1]
+    state[name] = state[name].to(dtype)
+    save_file(state, str(weights))
+    with pytest.raises(SketchifyError, match=f"{name}.*floating point"):
+        load_model(tiny_model_dir)
+    picture().save(photos / "a.jpg")
+    result = convert(tiny_model_dir, photos, "-o", tmp_path / "out")
+    assert result.code == 2 and len(result.lines) == 1 and name in result.text, result.text
+
+
+def test_a_config_nested_too_deeply_is_one_line(tiny_model_dir):
+    (tiny_model_dir / "config.json").write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(SketchifyError, match="config.json.*nested"):
+        load_model(tiny_model_dir)
+
+
 def test_a_training_run_folder_works_as_its_model(tiny_model_dir, tmp_path, photos):
     run = tmp_path / "run"
     run.mkdir()

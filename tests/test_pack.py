@@ -11,7 +11,7 @@ from sketchify.pack import main as pack_main
 
 def test_a_pack_holds_the_same_pairs_at_the_load_size(pair_dir, tmp_path, capsys):
     out = tmp_path / "packed"
-    assert pack_main([str(pair_dir), "-o", str(out), "--size", "32"]) == 0
+    assert pack_main([str(pair_dir), "-o", str(out), "--load-size", "32"]) == 0
     assert "files packed" in capsys.readouterr().out
     shape = tiny_config()
     before, after = find_pairs(pair_dir, shape), find_pairs(out / pair_dir.name, shape)
@@ -30,7 +30,16 @@ def test_a_pack_never_overlaps_its_sources_and_names_what_it_skipped(pair_dir, t
     assert "overlap" in capsys.readouterr().err and digests(pair_dir) == kept
     (pair_dir / "photos" / "broken.jpg").write_bytes(b"not a jpeg")
     out = tmp_path / "packed"
-    assert pack_main([str(pair_dir), "-o", str(out), "--size", "32"]) == 1
+    assert pack_main([str(pair_dir), "-o", str(out), "--load-size", "32"]) == 1
     err = capsys.readouterr().err
     assert "broken.jpg" in err and "Traceback" not in err
     assert len(list((out / pair_dir.name / "photos").iterdir())) == 12  # the rest is packed all the same
+
+
+def test_a_pack_skips_a_photo_too_long_and_thin_to_train_on(pair_dir, tmp_path, capsys):
+    Image.new("RGB", (2000, 1), "white").save(pair_dir / "photos" / "thin.png")  # 480,000 x 240 at the load size
+    out = tmp_path / "packed"
+    assert pack_main([str(pair_dir), "-o", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert "thin.png" in err and "2000x1" in err
+    assert not (out / pair_dir.name / "photos" / "thin.png").exists()

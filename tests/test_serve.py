@@ -120,6 +120,14 @@ def test_sketch_is_a_png_of_the_photos_size_drawn_as_the_library_draws_it(server
     assert other.tobytes() != sketch.tobytes()
 
 
+def test_sketch_as_svg_is_vector_paths_of_the_photos_size(server):
+    pytest.importorskip("vtracer")
+    status, kind, body = call(server, "POST", "/api/sketch?style=bold-ink&format=svg", jpeg(photo(1, size=(37, 23))))
+    assert (status, kind) == (200, "image/svg+xml")
+    text = body.decode()
+    assert text.lstrip().startswith("<") and "<path" in text and 'width="37"' in text and 'height="23"' in text
+
+
 def test_exif_orientation_is_applied(server):
     exif = Image.Exif()
     exif[0x0112] = 6  # stored sideways: displayed rotated 90 degrees
@@ -148,7 +156,8 @@ def test_samples_are_the_librarys_samples(server, sketcher):
     ("/api/sketch?seed=1e3", None, 400, "seed='1e3'"),
     ("/api/sketch?t=nan", None, 400, "t='nan': use a finite number"),
     ("/api/sketch?t=-2", None, 400, "t='-2'"),
-    ("/api/sketch?temperature=1", None, 400, "unknown parameter 'temperature'; it takes seed, style, t"),
+    ("/api/sketch?temperature=1", None, 400, "unknown parameter 'temperature'; it takes format, seed, style, t"),
+    ("/api/sketch?format=gif", None, 400, "format='gif': use png or svg"),
     ("/api/samples?n=0", None, 400, "n='0': use a whole number from 1 to 8"),
     ("/api/samples?n=99", None, 400, "n='99'"),
     ("/api/styles", None, 405, "use GET"),
