@@ -32,7 +32,7 @@ MAX_REACH = 3.0  # drawing pixels averaged either side along a stroke, at most: 
 MAX_GAIN = 2.5  # steepest ink curve: steeper makes the lightest strokes and shading flat black or white
 # how far the steepest curve's middle moves into the ink (darkness 0.5 + this): the enlargement's blur spread each
 # stroke's edges outwards, so its middle grey lies outside the stroke the model drew
-THINNING = 0.15
+THINNING = 0.2
 
 # helpers
 
