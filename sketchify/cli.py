@@ -283,6 +283,7 @@ def evaluate(
     split: Split = typer.Option(Split.all, "--split", metavar="all|val|train", help="Score every pair (all), or, on the model's own training data, the held-out pairs (val) or the training pairs."),
     default_style: Optional[str] = typer.Option(None, "--default-style", metavar="STYLE", help="Style of pairs that styles.csv does not name."),
     contours: Optional[Tuple[Path, Path]] = typer.Option(None, "--contours", metavar="PHOTOS BOUNDARIES", help="Also score contour F of the contour style on scene photos against the boundary maps of the same names (same --split)."),
+    groundtruth: Optional[Path] = typer.Option(None, "--groundtruth", metavar="GT_DIR", help="With --contours: BSDS500's NAME.mat files (every annotator apart); also scores the benchmark's ODS, OIS and AP."),
     n: int = typer.Option(4, "--n", min=2, metavar="N", help="Samples per photo for the diversity score."),
     seed: int = typer.Option(0, "--seed", metavar="N", help="Seed for the samples' eps."),
     temperature: Optional[float] = typer.Option(None, "--temperature", "-t", min=0.0, metavar="T", help="Noise scale of the samples (default: the model's sample_temperature)."),
@@ -303,6 +304,8 @@ def evaluate(
         raise SketchifyError(f"--json {json_out}: {'is a folder' if json_out.is_dir() else 'its folder does not exist'}")
     if not data and not contours:
         raise SketchifyError("nothing to score: give folders of photo/sketch pairs, --contours PHOTOS BOUNDARIES, or both")
+    if groundtruth and not contours:
+        raise SketchifyError("--groundtruth scores scenes: give --contours PHOTOS BOUNDARIES too")
     sketcher = load_sketcher(weights, device)
     cfg = sketcher.config
 
@@ -336,7 +339,8 @@ def evaluate(
             results = score(sketcher, pairs, judges=Judges.load(), n_samples=n, seed=seed, temperature=temperature,
                             progress=lambda: bar.advance(task))
         if scenes:
-            results["contours"] = evaluate_contours(sketcher, scenes, progress=lambda: bar.advance(task))
+            results["contours"] = evaluate_contours(sketcher, scenes, groundtruth=groundtruth,
+                                                    progress=lambda: bar.advance(task))
     console = Console(highlight=False, width=max(out.width, 120))  # never wrap a method's name
     for table in score_tables(results, f"{len(pairs)} {split.value} pairs ({len(unmatched)} photos without a "
                               f"reference, {len(unreadable)} unreadable, left out)", f"{len(scenes)} {split.value} scenes"):
