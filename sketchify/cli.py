@@ -94,10 +94,10 @@ def cli_errors(fn):
     return wrapper
 
 
-def load_sketcher(weights, device: o.Device):
+def load_sketcher(weights, device: o.Device, line_weight: float = 0.0):
     from .inference import Sketcher
 
-    return Sketcher.from_pretrained(weights, device=device.value)
+    return Sketcher.from_pretrained(weights, device=device.value, line_weight=line_weight)
 
 
 @app.command()
@@ -107,7 +107,7 @@ def convert(inputs: list[Path] = o.Inputs, output: Path = o.ConvertOutput, recur
             weights: str | None = o.Weights, device: o.Device = o.DeviceChoice, batch_size: int = o.BatchSize,
             fmt: str = o.Format, quality: int | None = o.Quality, suffix: str = o.Suffix,
             overwrite: bool = o.Overwrite, shard: str | None = o.Shard, max_side: int | None = o.MaxSide,
-            size: int | None = o.Size, max_pixels: int = o.MaxPixels):
+            size: int | None = o.Size, line_weight: float = o.LineWeight, max_pixels: int = o.MaxPixels):
     """Convert photos to sketches: sketchify convert photos/ -o sketches/"""
     from . import convert as conv
 
@@ -115,7 +115,8 @@ def convert(inputs: list[Path] = o.Inputs, output: Path = o.ConvertOutput, recur
     saving = conv.Output(fmt, quality, overwrite)
     draw = dict(style=style, seed=seed, temperature=temperature, size=size, max_side=max_side)
     if str(output) == "-" or any(str(i) == "-" for i in inputs):
-        return convert_stream(inputs, output, weights, device, draw, saving, max_pixels)
+        return convert_stream(inputs, output, lambda: load_sketcher(weights, device, line_weight), draw, saving,
+                              max_pixels)
     plan = conv.plan_outputs(inputs, output, recursive=recursive, fmt=saving.fmt, suffix=suffix,
                      shard=conv.parse_shard(shard))
     tally = conv.Tally()
@@ -128,7 +129,7 @@ def convert(inputs: list[Path] = o.Inputs, output: Path = o.ConvertOutput, recur
         hint = "" if recursive else " (use --recursive for subfolders)"
         raise SketchifyError(f"no images found in {', '.join(map(str, inputs))}{hint}")
     if plan.jobs:
-        sketcher = load_sketcher(weights, device)
+        sketcher = load_sketcher(weights, device, line_weight)
         run_jobs(conv, sketcher, plan.jobs, sketcher.settings(**draw), saving, tally,
                  batch_size=batch_size, max_pixels=max_pixels)
     say(f"{tally.converted} converted, {tally.skipped} skipped, {tally.failed} failed "
@@ -164,15 +165,15 @@ def run_jobs(conv, sketcher, jobs, settings, saving, tally, **options) -> None:
             raise typer.Exit(2) from None
 
 
-def convert_stream(inputs, output, weights, device, draw: dict, saving, max_pixels) -> None:
-    """One photo from a file or standard input (-) to standard output (-). A photo that cannot be drawn exits 1,
-    as it would in a batch; a mistake in the command, 2."""
+def convert_stream(inputs, output, load, draw: dict, saving, max_pixels) -> None:
+    """One photo from a file or standard input (-) to standard output (-), with the Sketcher load() gives once the
+    command is checked. A photo that cannot be drawn exits 1, as it would in a batch; a mistake in the command, 2."""
     from .convert import stream
     from .files import write_stdout
 
     if len(inputs) != 1 or str(output) != "-":
         raise SketchifyError("- (standard input or output) takes one photo: sketchify convert - -o - < a.jpg > a.png")
-    sketcher = load_sketcher(weights, device)
+    sketcher = load()
     settings = sketcher.settings(**draw)
     source = sys.stdin.buffer if str(inputs[0]) == "-" else inputs[0]
     try:
@@ -188,8 +189,8 @@ def convert_stream(inputs, output, weights, device, draw: dict, saving, max_pixe
 def sample(image: Path = o.Photo, n: int = o.SampleCount, output: Path = o.SampleOutput,
            style: str | None = o.Style, seed: int | None = o.Seed, temperature: float | None = o.SampleTemperature,
            weights: str | None = o.Weights, device: o.Device = o.DeviceChoice, max_side: int | None = o.MaxSide,
-           size: int | None = o.Size, max_pixels: int = o.MaxPixels, overwrite: bool = o.SampleOverwrite,
-           fmt: str = o.SampleFormat):
+           size: int | None = o.Size, line_weight: float = o.LineWeight, max_pixels: int = o.MaxPixels,
+           overwrite: bool = o.SampleOverwrite, fmt: str = o.SampleFormat):
     """Several different sketches of one photo, and a contact sheet of them."""
     from .images import format_name, load_photo
     from .sheet import sample_names, save_samples
@@ -199,7 +200,7 @@ def sample(image: Path = o.Photo, n: int = o.SampleCount, output: Path = o.Sampl
     fmt = format_name(fmt)
     names = sample_names(image, output, n, fmt=fmt, overwrite=overwrite)
     photo = load_photo(image, max_pixels=max_pixels)
-    sketcher = load_sketcher(weights, device)
+    sketcher = load_sketcher(weights, device, line_weight)
     settings = sketcher.settings(style=style, seed=seed, temperature=temperature, size=size, max_side=max_side,
                                  for_samples=True)
     sketches = sketcher.samples(photo, n, settings)

@@ -29,7 +29,6 @@ from .images import (
     save_atomic,
 )
 from .settings import DrawSettings, differences, recorded_photo
-from .tensors import to_image
 
 PREFETCH_PIXELS = 64_000_000  # decoded photos waiting for the model: about 200 MB of RGB
 # errors that no other file will escape either: stop the batch instead of failing every file
@@ -389,7 +388,8 @@ class Pipeline:
 
     def save(self, job: Job, size: tuple[int, int], sketch, pool: ThreadPoolExecutor) -> None:
         record = self.settings.record(self.sketcher.model_id, photo=job.key or job.src.name)
-        self.saves.append((job, pool.submit(write, sketch, size, job.dst, self.output, record, self.written)))
+        self.saves.append((job, pool.submit(write, self.sketcher.finish, sketch, size, job.dst, self.output, record,
+                                            self.written)))
 
     def finish_saves(self) -> Iterator[Result]:
         """After a stop: the results of the sketches already being written; a full disk now fails them alone."""
@@ -428,11 +428,12 @@ def draw(sketcher, batch, settings: DrawSettings):
     return [(job, size, sketch) for (job, size, _), sketch in zip(batch, sketches)]
 
 
-def write(sketch, size: tuple[int, int], dst: Path, output: Output, record: str,
+def write(enlarge, sketch, size: tuple[int, int], dst: Path, output: Output, record: str,
           written: list[Path] | None = None) -> None:
-    """Scale the sketch to its photo's size and save it (in a thread: this and encoding overlap the model)."""
+    """Enlarge the sketch to its photo's size (with Sketcher.finish) and save it, in a thread: this and encoding
+    overlap the model."""
     dst.parent.mkdir(parents=True, exist_ok=True)
-    save_atomic(to_image(sketch, size), dst, output.fmt, quality=output.quality, description=record)
+    save_atomic(enlarge(sketch, size), dst, output.fmt, quality=output.quality, description=record)
     if written is not None:
         written.append(dst)  # list.append is atomic: safe from the writer threads
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import math
 from pathlib import Path
 
 import torch
@@ -11,12 +12,13 @@ import torch.nn.functional as F
 from PIL import Image, ImageOps
 
 from .device import pick_device
+from .enlarge import enlarge
 from .errors import SketchifyError
 from .fast import FastSketch
 from .images import load_photo, to_rgb
 from .model import LATENT_STRIDES, SketchModel, draw_noise
 from .settings import DrawSettings
-from .tensors import fit, to_image, to_tensor
+from .tensors import fit, to_tensor
 
 TILE = 512  # working images larger than TILE x TILE run tile by tile, so memory stays flat
 OVERLAP = 128  # context each tile borrows from its neighbours (a multiple of the stride); covers the model's reach
@@ -33,11 +35,15 @@ class Sketcher:
     """
 
     def __init__(self, model: SketchModel, *, device: torch.device | str = "cpu", max_side: int | None = None,
-                 size: int | None = None, tile: int = TILE):
-        """size and max_side: the defaults of settings given as keywords (DrawSettings.build: None is the model's
-        draw_size, drawn at most 1024 px on the long side; 0 is the photo's own size / no limit). The sketch is
-        scaled back to the photo's size."""
+                 size: int | None = None, tile: int = TILE, line_weight: float = 0.0):
+        """size and max_side: the defaults of settings given as keywords (DrawSettings.build: None is the photo's
+        own short side from the model's draw_size up to 3x it, drawn at most 1024 px on the long side; 0 is the
+        photo's own size / no limit). The sketch is then enlarged to the photo's size (sketchify.enlarge), its
+        strokes line_weight pixels wider there (negative: thinner)."""
         self.defaults = DrawSettings.build(model.config, size=size, max_side=max_side)  # bad values fail here
+        if not math.isfinite(line_weight):
+            raise SketchifyError(f"line_weight {line_weight}: use a finite number of pixels")
+        self.line_weight = line_weight
         self.size, self.max_side = size, max_side
         self.device = torch.device(device)
         # channels_last: oneDNN's fast convolution layout on CPU, 1.6x at 256 px here, same output
@@ -48,11 +54,12 @@ class Sketcher:
 
     @classmethod
     def from_pretrained(cls, source: str | Path | None = None, *, device: str = "auto",
-                        max_side: int | None = None, size: int | None = None) -> Sketcher:
+                        max_side: int | None = None, size: int | None = None,
+                        line_weight: float = 0.0) -> Sketcher:
         """Load a model folder, a Hub repo id, or (None or "default") the shipped weights."""
         dev = pick_device(device)
         model = SketchModel.from_pretrained(source, device=dev)
-        return cls(model, device=dev, max_side=max_side, size=size)
+        return cls(model, device=dev, max_side=max_side, size=size, line_weight=line_weight)
 
     @functools.cached_property
     def model_id(self) -> str:
@@ -89,11 +96,11 @@ class Sketcher:
         settings = self._settings(settings, keywords)
         photos = [as_photo(im) for im in images]
         drawn = self.draw([self.prepare(p, settings) for p in photos], settings)
-        return [to_image(sketch, p.size) for sketch, p in zip(drawn, photos)]
+        return [self.finish(sketch, p.size) for sketch, p in zip(drawn, photos)]
 
     def prepare(self, photo: Image.Image, settings: DrawSettings | None = None) -> torch.Tensor:
         """A photo as draw() takes it: (3, h, w) at its working size. Apart from draw() so that a pipeline can
-        resize the next photos in threads while the model draws (to_image scales a sketch back)."""
+        resize the next photos in threads while the model draws (finish enlarges a sketch to its photo's size)."""
         settings = settings or self.defaults
         return to_tensor(fit(photo, settings.work_size(photo.size, self.config.stride)))
 
@@ -121,7 +128,11 @@ class Sketcher:
         x = self.prepare(photo, settings)[None]
         gen = torch.Generator().manual_seed(settings.seed) if settings.seed is not None else None
         eps = [self._noise(x.shape, None, gen) for _ in range(n)]
-        return [to_image(self._draw(x, settings.style, settings.temperature, [e])[0], photo.size) for e in eps]
+        return [self.finish(self._draw(x, settings.style, settings.temperature, [e])[0], photo.size) for e in eps]
+
+    def finish(self, sketch: torch.Tensor, size: tuple[int, int]) -> Image.Image:
+        """A drawn (1, h, w) sketch as the photo's (width, height) image, with this Sketcher's line weight."""
+        return enlarge(sketch, size, line_weight=self.line_weight)
 
     # helpers
 

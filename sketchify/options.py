@@ -52,9 +52,13 @@ Seed = typer.Option(
     help="Seed for eps: the same seed gives the same sketches.")
 Size = typer.Option(
     None, "--size", metavar="PX", min=0,
-    help="Short side, in pixels, that photos are drawn at; the sketch is then scaled to the photo's size. Default: "
-         "the model's (240 for the shipped one), the scale its faces were learned at; larger gives finer strokes on "
-         "big scenes; 0: each photo's own size. A size given is drawn as given unless --max-side is given too.")
+    help="Short side, in pixels, that photos are drawn at; the sketch is then enlarged to the photo's size. Default: "
+         "the photo's own, at least the model's draw_size (240 for the shipped one, the scale its faces were learned "
+         "at) and at most 3 times it; 0: each photo's own size. A size given is drawn as given unless --max-side is "
+         "given too.")
+LineWeight = typer.Option(
+    0.0, "--line-weight", metavar="PX",
+    help="Make strokes this many pixels wider at the sketch's size; negative: thinner (e.g. -2 to 4).")
 MaxSide = typer.Option(
     None, "--max-side", metavar="PX",
     help=f"Never draw a photo's long side larger than this. Default: {DEFAULT_DRAW_MAX_SIDE} at the model's size, "

@@ -13,20 +13,26 @@ from .errors import SketchifyError
 # the long side a photo is drawn at, at most, unless asked otherwise: larger photos are drawn at this size and
 # scaled up, so strokes keep a pencil's width and a 12 MP photo takes seconds, not minutes
 DEFAULT_DRAW_MAX_SIDE = 1024
+# by default a photo is drawn at its own short side, from the model's draw_size up to this many times it, and a
+# larger photo's sketch is enlarged (sketchify.enlarge): the shipped model's faces keep most of their likeness
+# there, a face a tenth of a phone photo's width still has eyes, and a 12 MP photo draws in about a second
+MAX_DRAW_SCALE = 3
 MAX_SEED = 2**64 - 1  # torch.Generator's range
 
 
 @dataclass(frozen=True)
 class DrawSettings:
     """style: the model's name for it; seed: None draws fresh noise; temperature: 0 gives the mean sketch;
-    size: the short side a photo is drawn at (0: the photo's own); max_side: the long side is never drawn larger
-    (0: no limit). Build with DrawSettings.build (or Sketcher.settings): it resolves defaults and checks values."""
+    size: the short side a photo is drawn at (0: the photo's own); up_to: if set, a photo whose short side is
+    larger than size is drawn at its own, up to this; max_side: the long side is never drawn larger (0: no limit).
+    Build with DrawSettings.build (or Sketcher.settings): it resolves defaults and checks values."""
 
     style: str
     seed: int | None = None
     temperature: float = 0.0
     size: int = 0
     max_side: int = 0
+    up_to: int = 0
 
     def __post_init__(self):
         if self.seed is not None and not (isinstance(self.seed, int) and 0 <= self.seed <= MAX_SEED):
@@ -34,7 +40,7 @@ class DrawSettings:
         if not (isinstance(self.temperature, (int, float)) and math.isfinite(self.temperature)
                 and self.temperature >= 0):
             raise SketchifyError(f"temperature {self.temperature}: use a finite number of 0 or more")
-        for name in ("size", "max_side"):
+        for name in ("size", "max_side", "up_to"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 0:
                 raise SketchifyError(f"{name} {value}: use a whole number of pixels, or 0")
@@ -44,11 +50,13 @@ class DrawSettings:
               temperature: float | None = None, size: int | None = None,
               max_side: int | None = None) -> DrawSettings:
         """Defaults resolved against the model: style None is its default style (a number picks one by index);
-        temperature None is 0; size None is its draw_size. max_side None is DEFAULT_DRAW_MAX_SIDE with the model's
+        temperature None is 0; size None is its draw_size, up to MAX_DRAW_SCALE times it for larger photos
+        (drawn_short_side). max_side None is DEFAULT_DRAW_MAX_SIDE with the model's
         size, and no limit with a size asked for: so a given size (0: the photo's own) is what is drawn, unless a
         max_side is given too. A size that max_side would cut on every photo is refused."""
         if max_side is None:
             max_side = DEFAULT_DRAW_MAX_SIDE if size is None else 0
+        up_to = MAX_DRAW_SCALE * config.draw_size if size is None else 0
         size = config.draw_size if size is None else size
         for name, value in (("size", size), ("max_side", max_side)):
             if 0 < value < config.stride:  # smaller draws a flat grey page
@@ -56,22 +64,30 @@ class DrawSettings:
         if size and max_side and size > max_side:
             raise SketchifyError(f"size {size} is larger than max_side {max_side}, which would cap every photo; "
                                  f"raise max_side (0: no limit) or lower size")
-        return cls(config.style_name(style), seed, float(temperature or 0.0), size, max_side)
+        return cls(config.style_name(style), seed, float(temperature or 0.0), size, max_side, up_to)
 
     def record(self, model_id: str, photo: str | None = None) -> str:
         """The JSON each sketch carries in EXIF: these settings, the model, and the photo it was drawn from."""
         return json.dumps({**asdict(self), "model": model_id, "photo": photo}, sort_keys=True)
 
     def work_size(self, photo: tuple[int, int], stride: int) -> tuple[int, int]:
-        """The size a photo of (w, h) is drawn at: its short side at size, its long side at most max_side, both
-        multiples of the model's stride."""
+        """The size a photo of (w, h) is drawn at: its short side at size (or drawn_short_side's, with up_to), its
+        long side at most max_side, both multiples of the model's stride."""
         w, h = photo
-        scale = self.size / min(w, h) if self.size else 1.0
+        short = drawn_short_side(min(w, h), self.size, self.up_to) if self.up_to else self.size
+        scale = short / min(w, h) if short else 1.0
         if self.max_side and max(w, h) * scale > self.max_side:
             scale = self.max_side / max(w, h)
         # sides rounded to the stride (an aspect change of a few pixels, undone when the sketch is scaled back):
         # padding instead gives the model an edge that is not in the photo, and it draws a line there
         return tuple(max(stride, round(side * scale / stride) * stride) for side in (w, h))
+
+
+def drawn_short_side(short: int, size: int, up_to: int) -> int:
+    """The short side a photo whose own is `short` is drawn at: its own, but at least size (the model's scale: a
+    thumbnail's features would be too small to draw) and at most up_to (the model's likeness fades further from its
+    scale, and the time grows with the pixels; the sketch is enlarged instead)."""
+    return min(max(short, size), up_to)
 
 
 def differences(recorded: str | None, current: str) -> str:
