@@ -252,7 +252,7 @@ def evaluate(data: list[Path] | None = o.EvalData, split: o.Split = o.SplitChoic
              default_style: str | None = o.EvalDefaultStyle, contours: tuple[Path, Path] | None = o.EvalContours,
              n: int = o.EvalSamples, seed: int = o.EvalSeed, temperature: float | None = o.EvalTemperature,
              limit: int | None = o.Limit, weights: str | None = o.Weights, device: o.Device = o.DeviceChoice,
-             json_out: Path | None = o.JsonOut):
+             json_out: Path | None = o.JsonOut, groundtruth: Path | None = o.EvalGroundtruth):
     """Score a model against reference sketches (ST-LPIPS, KID, MAE, SSIM, diversity) beside a blank page and the
     pencil filter, and optionally scenes against human contours (contour F). Needs pip install 'sketchify\\[train]'."""
     from rich.progress import Progress
@@ -264,6 +264,8 @@ def evaluate(data: list[Path] | None = o.EvalData, split: o.Split = o.SplitChoic
     if not data and not contours:
         raise SketchifyError("nothing to score: give folders of photo/sketch pairs, --contours PHOTOS BOUNDARIES, "
                              "or both")
+    if groundtruth and not contours:
+        raise SketchifyError("--groundtruth scores scenes: give --contours PHOTOS BOUNDARIES too")
     sketcher = load_sketcher(weights, device)
     sampling = sketcher.settings(seed=seed, temperature=temperature, for_samples=True)
     chosen = ev.choose(data or [], contours, sketcher.config, which=split.value, default_style=default_style,
@@ -272,7 +274,8 @@ def evaluate(data: list[Path] | None = o.EvalData, split: o.Split = o.SplitChoic
         say(f"skipped: {line}")
     with Progress(console=err, disable=not err.is_terminal, transient=True) as bar:
         task = bar.add_task("scoring", total=len(chosen.pairs) + len(chosen.scenes))
-        results = ev.score(sketcher, chosen, n_samples=n, sampling=sampling, progress=lambda: bar.advance(task))
+        results = ev.score(sketcher, chosen, n_samples=n, sampling=sampling, groundtruth=groundtruth,
+                           progress=lambda: bar.advance(task))
     console = Console(highlight=False, width=max(out.width, 120))  # never wrap a method's name
     for table in ev.score_tables(results, *chosen.titles(split.value)):
         console.print(table)

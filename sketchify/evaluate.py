@@ -1,5 +1,6 @@
 """Scoring sketches against reference drawings (ST-LPIPS, KID, MAE, SSIM, sample diversity) and scenes against
-human contours (contour F), each beside the baselines: a blank page, the pencil filter, the gradient magnitude."""
+human contours (contour F; BSDS500's ODS/OIS/AP), each beside the baselines: a blank page, the pencil filter, the
+gradient magnitude."""
 
 from __future__ import annotations
 
@@ -113,14 +114,15 @@ def write_report(path: Path, results: dict) -> None:
         raise SketchifyError(f"--json {path}: cannot write ({e.strerror or e}); the scores are printed above") from None
 
 
-def score(sketcher, chosen: Chosen, *, n_samples: int, sampling: DrawSettings, progress=lambda: None) -> dict:
+def score(sketcher, chosen: Chosen, *, n_samples: int, sampling: DrawSettings, groundtruth: Path | None = None,
+          progress=lambda: None) -> dict:
     """evaluate() on the chosen pairs and evaluate_contours() on the scenes, as one result."""
     results = {}
     if chosen.pairs:
         results = evaluate(sketcher, chosen.pairs, judges=Judges.load(), n_samples=n_samples, sampling=sampling,
                            progress=progress)
     if chosen.scenes:
-        results["contours"] = evaluate_contours(sketcher, chosen.scenes, progress=progress)
+        results["contours"] = evaluate_contours(sketcher, chosen.scenes, groundtruth=groundtruth, progress=progress)
     return results
 
 
@@ -223,11 +225,21 @@ def perceptual_scores(judge, reference: torch.Tensor, sketches: torch.Tensor, *,
 CONTOUR_METHODS = ("model t=0", "pencil filter", "gradient magnitude")
 
 
-def evaluate_contours(sketcher, scenes: list[Pair], *, progress=lambda: None) -> dict:
+def evaluate_contours(sketcher, scenes: list[Pair], *, groundtruth: Path | None = None,
+                      progress=lambda: None) -> dict:
     """Contour F (best threshold over the set) of the model's dark strokes, in each scene's style (data.find_contours:
     the contour style), and of the baselines' against the boundary maps people drew, where a pixel is a boundary if
-    any annotator drew it there (the map is > 0)."""
+    any annotator drew it there (the map is > 0). With groundtruth (a folder of BSDS500's NAME.mat), also the
+    benchmark's ODS, OIS and AP against every annotator apart (sketchify.bsds), darkness as edge strength."""
+    from .bsds import boundary_counts, bsds_scores, load_groundtruth
+
+    if groundtruth is not None:  # before any drawing: a missing file should not cost a run
+        missing = [p.name for p in scenes if not (groundtruth / f"{p.name}.mat").is_file()]
+        if missing:
+            raise SketchifyError(f"{groundtruth}: no ground truth for {len(missing)} scenes ({', '.join(missing[:5])}"
+                                 f"{', ...' if len(missing) > 5 else ''}); expected NAME.mat from BSDS500")
     counts = {m: 0 for m in CONTOUR_METHODS}
+    benchmark = {m: [] for m in CONTOUR_METHODS}
     for pair in scenes:
         photo = load_photo(pair.photo)
         boundary = grey(load_photo(pair.sketch))[0, 0] > 0
@@ -236,10 +248,17 @@ def evaluate_contours(sketcher, scenes: list[Pair], *, progress=lambda: None) ->
         darkness = {"model t=0": 1 - grey(fit(drawn, size))[0, 0],
                     "pencil filter": 1 - grey(fit(pencil_filter(photo), size))[0, 0],
                     "gradient magnitude": gradient_darkness(grey(fit(photo, size))[0, 0])}
+        annotators = load_groundtruth(groundtruth / f"{pair.name}.mat") if groundtruth is not None else []
+        if any(a.shape != tuple(boundary.shape) for a in annotators):
+            raise SketchifyError(f"{groundtruth / pair.name}.mat: its boundaries are {annotators[0].shape[::-1]}, "
+                                 f"the boundary map {pair.sketch} is {size}")
         for method, d in darkness.items():
             counts[method] = counts[method] + contour_counts((d * 255).round(), boundary)
+            if annotators:
+                benchmark[method].append(boundary_counts(d.double().numpy(), annotators))
         progress()
-    return {m: {**contour_f(c), "n": len(scenes)} for m, c in counts.items()}
+    return {m: {**contour_f(c), **(bsds_scores(benchmark[m]) if benchmark[m] else {}), "n": len(scenes)}
+            for m, c in counts.items()}
 
 
 # printing
@@ -262,10 +281,13 @@ def score_tables(results: dict, pairs: str, scenes: str) -> list:
                               fmt(m, "ssim"))
         tables.append(table)
     if "contours" in results:
-        table = Table(title=f"{scenes}; contour F of the dark strokes at the best threshold, higher is better")
-        for col in ("method", "F", "precision", "recall", "threshold"):
+        benchmark = any("ods" in m for m in results["contours"].values())
+        table = Table(title=f"{scenes}; contour F of the dark strokes at the best threshold"
+                      + ("; BSDS500 ODS, OIS, AP" if benchmark else "") + ", higher is better")
+        for col in ("method", "F", "precision", "recall", "threshold", *(("ODS", "OIS", "AP") if benchmark else ())):
             table.add_column(col, justify="left" if col == "method" else "right", no_wrap=True)
         for method, m in results["contours"].items():
-            table.add_row(method, fmt(m, "f"), fmt(m, "precision"), fmt(m, "recall"), fmt(m, "threshold", 2))
+            table.add_row(method, fmt(m, "f"), fmt(m, "precision"), fmt(m, "recall"), fmt(m, "threshold", 2),
+                          *((fmt(m, "ods"), fmt(m, "ois"), fmt(m, "ap")) if benchmark else ()))
         tables.append(table)
     return tables

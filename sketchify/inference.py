@@ -83,7 +83,7 @@ class Sketcher:
         if temperature is None and for_samples:
             temperature = self.config.sample_temperature
         return DrawSettings.build(self.config, style=style, seed=seed, temperature=temperature, size=size,
-                                  max_side=max_side)
+                                  max_side=max_side, line_weight=self.line_weight)
 
     def sketch(self, image: Image.Image | str | Path, settings: DrawSettings | None = None,
                **keywords) -> Image.Image:

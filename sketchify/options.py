@@ -173,6 +173,10 @@ EvalContours = typer.Option(
     None, "--contours", metavar="PHOTOS BOUNDARIES",
     help="Also score contour F of the contour style on scene photos against the boundary maps of the same names "
          "(same --split).")
+EvalGroundtruth = typer.Option(
+    None, "--groundtruth", metavar="GT_DIR",
+    help="With --contours: BSDS500's NAME.mat files (every annotator apart); also scores the benchmark's ODS, OIS "
+         "and AP.")
 EvalSamples = typer.Option(4, "--n", min=2, metavar="N", help="Samples per photo for the diversity score.")
 EvalSeed = typer.Option(0, "--seed", metavar="N", min=0, max=MAX_SEED, help="Seed for the samples' eps.")
 EvalTemperature = typer.Option(

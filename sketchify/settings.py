@@ -33,6 +33,7 @@ class DrawSettings:
     size: int = 0
     max_side: int = 0
     up_to: int = 0
+    line_weight: float = 0.0  # pixels added to every stroke at the sketch's size (negative: thinner)
 
     def __post_init__(self):
         if self.seed is not None and not (isinstance(self.seed, int) and 0 <= self.seed <= MAX_SEED):
@@ -40,6 +41,8 @@ class DrawSettings:
         if not (isinstance(self.temperature, (int, float)) and math.isfinite(self.temperature)
                 and self.temperature >= 0):
             raise SketchifyError(f"temperature {self.temperature}: use a finite number of 0 or more")
+        if not (isinstance(self.line_weight, (int, float)) and math.isfinite(self.line_weight)):
+            raise SketchifyError(f"line_weight {self.line_weight}: use a finite number of pixels")
         for name in ("size", "max_side", "up_to"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 0:
@@ -48,7 +51,7 @@ class DrawSettings:
     @classmethod
     def build(cls, config: ModelConfig, *, style: str | int | None = None, seed: int | None = None,
               temperature: float | None = None, size: int | None = None,
-              max_side: int | None = None) -> DrawSettings:
+              max_side: int | None = None, line_weight: float = 0.0) -> DrawSettings:
         """Defaults resolved against the model: style None is its default style (a number picks one by index);
         temperature None is 0; size None is its draw_size, up to MAX_DRAW_SCALE times it for larger photos
         (drawn_short_side). max_side None is DEFAULT_DRAW_MAX_SIDE with the model's
@@ -64,7 +67,8 @@ class DrawSettings:
         if size and max_side and size > max_side:
             raise SketchifyError(f"size {size} is larger than max_side {max_side}, which would cap every photo; "
                                  f"raise max_side (0: no limit) or lower size")
-        return cls(config.style_name(style), seed, float(temperature or 0.0), size, max_side, up_to)
+        return cls(config.style_name(style), seed, float(temperature or 0.0), size, max_side, up_to,
+                   float(line_weight))
 
     def record(self, model_id: str, photo: str | None = None) -> str:
         """The JSON each sketch carries in EXIF: these settings, the model, and the photo it was drawn from."""

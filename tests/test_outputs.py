@@ -128,6 +128,17 @@ def test_size_and_max_side_are_recorded_and_a_rerun_with_others_says_so(photos, 
     assert note and "size 32, now 48" in note[0] and "max_side 1024, now 0" in note[0], run.text
 
 
+def test_line_weight_is_recorded_and_a_rerun_with_another_says_so(photos, tmp_path, tiny_model_dir):
+    photo(1, (96, 64)).save(photos / "a.jpg")
+    out = tmp_path / "out"
+    assert convert(tiny_model_dir, photos, "-o", out, "--line-weight", "2").code == 0
+    assert record(out / "a.png")["line_weight"] == 2.0
+    run = convert(tiny_model_dir, photos, "-o", out)
+    assert run.counts() == (0, 1, 0), run.text
+    note = run.lines_naming("note:")
+    assert note and "line_weight 2.0, now 0.0" in note[0], run.text
+
+
 def test_size_and_max_side_never_contradict_in_silence(photos, tmp_path, tiny_model_dir):
     photo(1, (96, 64)).save(photos / "a.jpg")
     run = convert(tiny_model_dir, photos, "-o", tmp_path / "o1", "--size", 64, "--max-side", 48)
