@@ -157,7 +157,7 @@ def convert_rate(weights: str | None, device: str, size: int, draw: int | None, 
         jobs = convert.plan_outputs([src], Path(tmp, "sketches")).jobs
         list(convert.run(sketcher, jobs[:4]))  # warm-up: oneDNN picks its kernels on the first batch
         start = time.perf_counter()
-        results = list(convert.run(sketcher, jobs, overwrite=True))
+        results = list(convert.run(sketcher, jobs, output=convert.Output(overwrite=True)))
         seconds = time.perf_counter() - start
     failed = [r.message for r in results if r.status != "converted"]
     if failed:

@@ -94,7 +94,7 @@ class Tally:
 
 
 def plan_outputs(inputs: list[Path], out: Path, *, recursive: bool = False, fmt: str = "png", suffix: str = "",
-         shard: tuple[int, int] | None = None) -> Plan:
+                 shard: tuple[int, int] | None = None) -> Plan:
     """Every output name, decided before anything is drawn: distinct photos get distinct outputs, in a
     deterministic order (input order, then sorted paths), and no output is written where an input lies."""
     fmt = format_name(fmt)
