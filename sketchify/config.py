@@ -33,6 +33,9 @@ LOSS_WEIGHTS = {
     # ST-LPIPS between two samples (and the perceptual term on both). Off: at 1.0 it bought diversity as speckle,
     # and the mean latent drew a washed-out sketch (the model card has the numbers)
     "sample_div": 0.0,
+    # likeness when drawing larger than the faces it learned: a window of the photo enlarged 1.5-3x, drawn, scaled
+    # back and compared with the artist's drawing of that window (perceptual + tone)
+    "zoom": 0.0,
 }
 PERCEPTUAL_NETS = ("alex", "vgg")
 KL_SCALE_KEYS = ("2", "4", "8", "16")  # the latent strides, finest first, as kl_scales names them

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass
 
 import torch
@@ -44,12 +45,16 @@ class GeneratorForward(nn.Module):
         super().__init__()
         self.model = model
 
-    def forward(self, photo: torch.Tensor, style: torch.Tensor):
+    def forward(self, photo: torch.Tensor, style: torch.Tensor, zoomed: torch.Tensor | None = None):
+        """-> the two samples of each photo stacked [first; second], the latent statistics, and (given zoomed, a
+        batch of enlarged photo windows) one sample of each of those, else None."""
         stats = self.model.encode(photo)
         t = self.model.config.sample_temperature
         zs = [torch.cat(pair) for pair in zip(sample_latents(stats, t), sample_latents(stats, t))]
         fakes = self.model.decode(zs, torch.cat([style, style]))
-        return fakes, stats
+        if zoomed is None:
+            return fakes, stats, None
+        return fakes, stats, self.model.decode(sample_latents(self.model.encode(zoomed), t), style)
 
 
 def make_optimizers(model: SketchModel, disc: nn.Module, cfg: TrainConfig) -> tuple[torch.optim.Adam, torch.optim.Adam]:
@@ -88,14 +93,21 @@ def train_step(g_step, d_step, opt_g, opt_d, batch: Batch, cfg: TrainConfig, *, 
     # D is frozen and called unwrapped here, so DDP syncs only the gradients D really needs.
     disc = getattr(d_step, "module", d_step)
     disc.requires_grad_(False)
-    fakes, stats = g_step(photo, style)
+    zoom = zoom_windows(photo, sketch) if weights["zoom"] else None
+    fakes, stats, zoom_fake = g_step(photo, style, zoom.photo if zoom else None)
     fake1, fake2 = fakes[:n], fakes[n:]
+    # the discriminators judge the enlarged windows' drawings too: strokes should keep a pencil's width there
+    drawn_photos, drawn = photo.repeat(2, 1, 1, 1), fakes
+    if zoom:
+        drawn_photos, drawn = torch.cat([drawn_photos, zoom.photo]), torch.cat([fakes, zoom_fake])
     terms = {
         "tone": tone_l1(fake1, sketch),
         "kl": multiscale_kl(stats, cfg.kl_factors()),
-        "adv": gan(disc.patch(photo.repeat(2, 1, 1, 1), fakes), True),
+        "adv": gan(disc.patch(drawn_photos, drawn), True),
         "div": diversity_hinge(fake1, fake2, margins, ink_weight(sketch), cfg.diversity_knee),
     }
+    if zoom:
+        terms["zoom"] = zoom.likeness(zoom_fake, perceptual)
     if judge_features:
         # the first sample of each photo: it is drawn as `sample` draws, and one per photo halves the trunk's cost
         fake_features = trunk.features(augment(fake1))
@@ -114,12 +126,12 @@ def train_step(g_step, d_step, opt_g, opt_d, batch: Batch, cfg: TrainConfig, *, 
 
     # discriminators: real pairs against both generated sketches, each in one forward pass
     disc.requires_grad_(True)
-    drawn = torch.cat([sketch, fakes.detach()])
     features = None
     if judge_features:
         with torch.no_grad():  # the trunk is frozen, and the generated sketches' features are those of above
             features = [torch.cat([r, f.detach()]) for r, f in zip(trunk.features(augment(sketch)), fake_features)]
-    patch, levels = d_step(photo.repeat(3, 1, 1, 1), drawn, features, style.repeat(2))
+    patch, levels = d_step(torch.cat([photo, drawn_photos]), torch.cat([sketch, drawn.detach()]), features,
+                           style.repeat(2))
     loss_d = 0.5 * (gan(patch[:n], True) + gan(patch[n:], False))
     if levels:
         loss_d = loss_d + 0.5 * (gan.levels([x[:n] for x in levels], True) +
@@ -131,6 +143,36 @@ def train_step(g_step, d_step, opt_g, opt_d, batch: Batch, cfg: TrainConfig, *, 
 
     terms["d"] = loss_d
     return {k: float(v.detach()) for k, v in terms.items()}
+
+
+@dataclass
+class ZoomWindows:
+    photo: torch.Tensor  # (N, 3, S, S) a window of each photo, enlarged to the training crop's side S
+    sketch: torch.Tensor  # (N, 1, w, w) the artist's drawing of that window, at its own size
+
+    def likeness(self, drawn: torch.Tensor, perceptual: nn.Module | None) -> torch.Tensor:
+        """How far the drawings of the enlarged windows, scaled back to the windows' size, are from the artist's:
+        what `convert` does with a photo larger than the faces the model learned. Both are compared enlarged
+        again by the same bilinear resize, since the perceptual network's deep layers need more than w pixels."""
+        w, s = self.sketch.shape[-1], drawn.shape[-1]
+        back = F.interpolate(drawn, size=(w, w), mode="area")
+        loss = tone_l1(back, self.sketch)
+        if perceptual is not None:
+            up = lambda x: F.interpolate(x, size=(s, s), mode="bilinear", align_corners=False)
+            loss = loss + perceptual(up(back), up(self.sketch))
+        return loss
+
+
+def zoom_windows(photo: torch.Tensor, sketch: torch.Tensor, zooms: tuple[float, float] = (1.5, 3.0)) -> ZoomWindows:
+    """A random square window of each pair, of side S / zoom for one zoom per batch drawn from zooms (convert
+    draws photos at 1 to 3x the model's learned scale); the photo's window enlarged back to S (bicubic)."""
+    s = photo.shape[-1]
+    w = round(s / random.uniform(*zooms))
+    tops = [random.randint(0, photo.shape[-2] - w) for _ in photo]
+    lefts = [random.randint(0, s - w) for _ in photo]
+    crop = lambda x: torch.stack([x[i, :, t:t + w, x0:x0 + w] for i, (t, x0) in enumerate(zip(tops, lefts))])
+    up = F.interpolate(crop(photo), size=(s, s), mode="bicubic", align_corners=False).clamp(0, 1)
+    return ZoomWindows(up, crop(sketch))
 
 
 def diff_augment(sketches: torch.Tensor, shift: float = 0.125, cut: float = 0.5) -> torch.Tensor:

@@ -109,7 +109,7 @@ def test_training_samples_as_sample_does():
         x = sketcher.prepare(img)[None]
         style = torch.tensor([model.config.style_index(None)])
         with torch.no_grad():
-            fakes, _ = GeneratorForward(model)(x, style)
+            fakes, _, _ = GeneratorForward(model)(x, style)
             mean = model(x, style, temperature=0.0)
             noise = sketcher._noise(x.shape, seed=5)
             eps = [e[None] for e in noise]

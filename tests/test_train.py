@@ -263,10 +263,38 @@ def test_the_feature_discriminator_learns_to_tell_drawings_from_generated_sketch
     assert "adv_features" in steps[0]
     assert sum(s["d"] for s in steps[-3:]) / 3 < 0.7 * steps[0]["d"], [s["d"] for s in steps]
     with torch.no_grad():  # the drawings now score nearer "real" (1) than the model's sketches
-        fakes, _ = GeneratorForward(model)(batch.photo, batch.style)
+        fakes, _, _ = GeneratorForward(model)(batch.photo, batch.style)
         real = disc.features(trunk.features(batch.sketch), batch.style)
         fake = disc.features(trunk.features(fakes[:4]), batch.style)
     assert sum(r.mean() for r in real) > sum(f.mean() for f in fake)
+
+
+def test_zoom_windows_pair_an_enlarged_photo_window_with_the_same_window_of_the_sketch():
+    from sketchify.step import zoom_windows
+
+    torch.manual_seed(0)
+    smooth = torch.nn.functional.interpolate(torch.rand(4, 1, 8, 8), size=(64, 64), mode="bilinear")
+    zoom = zoom_windows(smooth.repeat(1, 3, 1, 1), smooth, zooms=(2.0, 2.0))
+    assert zoom.photo.shape == (4, 3, 64, 64) and zoom.sketch.shape == (4, 1, 32, 32)
+    back = torch.nn.functional.interpolate(zoom.photo[:, :1], size=(32, 32), mode="area")
+    assert (back - zoom.sketch).abs().mean() < 0.01  # the same window, scaled back
+    assert (back - zoom.sketch.roll(1, 0)).abs().mean() > 0.05  # and each pair its own window
+
+
+def test_the_zoom_term_teaches_likeness_at_a_larger_scale(pair_dir):
+    torch.manual_seed(0)
+    only = {k: 0.0 for k in tiny_training().loss_weights}
+    shape, cfg = tiny_config(widths=(8, 8, 8, 16, 16)), tiny_training(loss_weights={**only, "zoom": 1.0})
+    batch = collate([dataset(find_pairs(pair_dir, shape), cfg, augment=False)[i] for i in range(8)])
+    model, disc = SketchModel(shape), Discriminator(shape, feature_channels=NETS["alex"][1])
+    opt_g = torch.optim.Adam(model.parameters(), lr=2e-3)
+    opt_d = torch.optim.Adam(disc.parameters(), lr=2e-3)
+    steps = [train_step(GeneratorForward(model), disc, opt_g, opt_d, batch, cfg, styles=shape.styles)
+             for _ in range(40)]
+    first, last = steps[0]["zoom"], sum(s["zoom"] for s in steps[-5:]) / 5
+    assert last < 0.7 * first, (first, last)
+    off = train_step(GeneratorForward(model), disc, opt_g, opt_d, batch, tiny_training(), styles=shape.styles)
+    assert "zoom" not in off  # a weight of 0 draws no windows
 
 
 def test_diff_augment_moves_and_cuts_on_paper():
