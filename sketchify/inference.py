@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import math
 from pathlib import Path
 
 import torch
@@ -40,9 +39,8 @@ class Sketcher:
         own short side from the model's draw_size up to 3x it, drawn at most 1024 px on the long side; 0 is the
         photo's own size / no limit). The sketch is then enlarged to the photo's size (sketchify.enlarge), its
         strokes line_weight pixels wider there (negative: thinner)."""
-        self.defaults = DrawSettings.build(model.config, size=size, max_side=max_side)  # bad values fail here
-        if not math.isfinite(line_weight):
-            raise SketchifyError(f"line_weight {line_weight}: use a finite number of pixels")
+        # bad values fail here
+        self.defaults = DrawSettings.build(model.config, size=size, max_side=max_side, line_weight=line_weight)
         self.line_weight = line_weight
         self.size, self.max_side = size, max_side
         self.device = torch.device(device)
@@ -75,15 +73,18 @@ class Sketcher:
         return self.config.styles
 
     def settings(self, *, style: str | int | None = None, seed: int | None = None, temperature: float | None = None,
-                 size: int | None = None, max_side: int | None = None, for_samples: bool = False) -> DrawSettings:
-        """Checked settings for this model. size and max_side default to this Sketcher's (a size given alone
-        draws at that size, uncapped); temperature to 0, or with for_samples to the model's sample_temperature."""
+                 size: int | None = None, max_side: int | None = None, line_weight: float | None = None,
+                 for_samples: bool = False) -> DrawSettings:
+        """Checked settings for this model. size, max_side and line_weight default to this Sketcher's (a size
+        given alone draws at that size, uncapped); temperature to 0, or with for_samples to the model's
+        sample_temperature."""
         if size is None:
             size, max_side = self.size, self.max_side if max_side is None else max_side
         if temperature is None and for_samples:
             temperature = self.config.sample_temperature
+        line_weight = self.line_weight if line_weight is None else line_weight
         return DrawSettings.build(self.config, style=style, seed=seed, temperature=temperature, size=size,
-                                  max_side=max_side, line_weight=self.line_weight)
+                                  max_side=max_side, line_weight=line_weight)
 
     def sketch(self, image: Image.Image | str | Path, settings: DrawSettings | None = None,
                **keywords) -> Image.Image:
@@ -96,7 +97,7 @@ class Sketcher:
         settings = self._settings(settings, keywords)
         photos = [as_photo(im) for im in images]
         drawn = self.draw([self.prepare(p, settings) for p in photos], settings)
-        return [self.finish(sketch, p.size) for sketch, p in zip(drawn, photos)]
+        return [self.finish(sketch, p.size, settings) for sketch, p in zip(drawn, photos)]
 
     def prepare(self, photo: Image.Image, settings: DrawSettings | None = None) -> torch.Tensor:
         """A photo as draw() takes it: (3, h, w) at its working size. Apart from draw() so that a pipeline can
@@ -128,11 +129,12 @@ class Sketcher:
         x = self.prepare(photo, settings)[None]
         gen = torch.Generator().manual_seed(settings.seed) if settings.seed is not None else None
         eps = [self._noise(x.shape, None, gen) for _ in range(n)]
-        return [self.finish(self._draw(x, settings.style, settings.temperature, [e])[0], photo.size) for e in eps]
+        return [self.finish(self._draw(x, settings.style, settings.temperature, [e])[0], photo.size, settings)
+                for e in eps]
 
-    def finish(self, sketch: torch.Tensor, size: tuple[int, int]) -> Image.Image:
-        """A drawn (1, h, w) sketch as the photo's (width, height) image, with this Sketcher's line weight."""
-        return enlarge(sketch, size, line_weight=self.line_weight)
+    def finish(self, sketch: torch.Tensor, size: tuple[int, int], settings: DrawSettings | None = None) -> Image.Image:
+        """A drawn (1, h, w) sketch as the photo's (width, height) image, with the settings' line weight."""
+        return enlarge(sketch, size, line_weight=(settings or self.defaults).line_weight)
 
     # helpers
 

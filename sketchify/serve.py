@@ -6,9 +6,10 @@ reading, decoding and encoding run in each request's own thread.
     GET  /                  the page (sketchify/web/index.html)
     GET  /api/styles        {"styles": [...], "default": ..., "sample_temperature": ..., "max_body": ..., ...}
     GET  /api/thumbnail     ?style=S: a small sketch of a bundled photo in that style (PNG)
-    POST /api/sketch        ?style=S&seed=N&t=T&format=png|svg, the photo's bytes as the body: its sketch at its
-                            size, PNG (default) or SVG (vector paths; needs the svg extra)
-    POST /api/samples       ?n=K&style=S&seed=N&t=T: {"width", "height", "samples": [K base64 PNGs], ...}
+    POST /api/sketch        ?style=S&seed=N&t=T&line_weight=PX&format=png|svg, the photo's bytes as the body: its
+                            sketch at its size, PNG (default) or SVG (vector paths; needs the svg extra)
+    POST /api/samples       ?n=K&style=S&seed=N&t=T&line_weight=PX: {"width", "height", "samples": [K base64
+                            PNGs], ...}
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from PIL import Image
 
 from .errors import SketchifyError, one_line
 from .images import DEFAULT_MAX_PIXELS, encode, format_name, load_photo
-from .settings import DrawSettings
+from .settings import MAX_LINE_WEIGHT, DrawSettings
 
 MAX_BODY = 50 * 2**20  # bytes of one uploaded photo: more than any camera's JPEG, little enough to hold in memory
 MAX_SAMPLES = 8  # samples per request: each is a full drawing, and others wait for the model meanwhile
@@ -239,7 +240,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def sketch(self, query: str):
         photo = self.photo()  # the body first: a refusal after reading it leaves the connection clean
-        given = params(query, {"style", "seed", "t", "format"})
+        given = params(query, {"style", "seed", "t", "line_weight", "format"})
         fmt = given.get("format") or "png"
         if fmt not in FORMATS:
             raise ApiError(HTTPStatus.BAD_REQUEST, f"format={fmt!r}: use png or svg")
@@ -251,7 +252,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def samples(self, query: str):
         photo = self.photo()
-        given = params(query, {"n", "style", "seed", "t"})
+        given = params(query, {"n", "style", "seed", "t", "line_weight"})
         n = whole("n", given.get("n", "4"), 1, MAX_SAMPLES)
         settings = self.drawing(given, for_samples=True)
         with self.server.model_lock:
@@ -266,8 +267,10 @@ class Handler(BaseHTTPRequestHandler):
         """The query's settings, checked once (Sketcher.settings), at the server's size and max_side."""
         seed = whole("seed", given["seed"], 0, 2**64 - 1) if given.get("seed") else None
         temperature = number("t", given["t"]) if given.get("t") else None
+        lw = given.get("line_weight")
+        line_weight = number("line_weight", lw, -MAX_LINE_WEIGHT, MAX_LINE_WEIGHT) if lw else None
         return self.server.sketcher.settings(style=given.get("style") or None, seed=seed, temperature=temperature,
-                                             for_samples=for_samples)
+                                             line_weight=line_weight, for_samples=for_samples)
 
 
 ROUTES = {
@@ -307,13 +310,14 @@ def whole(name: str, text: str, low: int, high: int) -> int:
     return int(text)
 
 
-def number(name: str, text: str) -> float:
+def number(name: str, text: str, low: float = 0.0, high: float = math.inf) -> float:
     try:
         value = float(text)
     except ValueError:
         value = math.nan
-    if not (math.isfinite(value) and value >= 0):
-        raise ApiError(HTTPStatus.BAD_REQUEST, f"{name}={text!r}: use a finite number of 0 or more, e.g. {name}=0.5")
+    if not (math.isfinite(value) and low <= value <= high):
+        wanted = f"from {low:g} to {high:g}" if math.isfinite(high) else f"of {low:g} or more"
+        raise ApiError(HTTPStatus.BAD_REQUEST, f"{name}={text!r}: use a finite number {wanted}, e.g. {name}=0.5")
     return value
 
 

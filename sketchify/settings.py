@@ -18,6 +18,7 @@ DEFAULT_DRAW_MAX_SIDE = 1024
 # there, a face a tenth of a phone photo's width still has eyes, and a 12 MP photo draws in about a second
 MAX_DRAW_SCALE = 3
 MAX_SEED = 2**64 - 1  # torch.Generator's range
+MAX_LINE_WEIGHT = 32  # pixels: past a pencil's width, and the filter's cost grows with it
 
 
 @dataclass(frozen=True)
@@ -41,8 +42,9 @@ class DrawSettings:
         if not (isinstance(self.temperature, (int, float)) and math.isfinite(self.temperature)
                 and self.temperature >= 0):
             raise SketchifyError(f"temperature {self.temperature}: use a finite number of 0 or more")
-        if not (isinstance(self.line_weight, (int, float)) and math.isfinite(self.line_weight)):
-            raise SketchifyError(f"line_weight {self.line_weight}: use a finite number of pixels")
+        if not (isinstance(self.line_weight, (int, float)) and abs(self.line_weight) <= MAX_LINE_WEIGHT):
+            raise SketchifyError(f"line_weight {self.line_weight}: use a number of pixels from -{MAX_LINE_WEIGHT} "
+                                 f"to {MAX_LINE_WEIGHT}")
         for name in ("size", "max_side", "up_to"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 0:

@@ -35,6 +35,8 @@ def one_photo(photos) -> Path:
     (("--max-side", "2"), "max_side"),
     (("--max-side", "-5"), "max_side"),
     (("--suffix", "x/y"), "--suffix"),
+    (("--line-weight", "1e9"), "line_weight"),  # a filter as wide as that would run for hours
+    (("--line-weight", "nan"), "line_weight"),
 ])
 def test_convert_refuses_values_that_make_garbage(args, needle, one_photo, tmp_path, tiny_model_dir):
     out = tmp_path / "out"
@@ -43,7 +45,8 @@ def test_convert_refuses_values_that_make_garbage(args, needle, one_photo, tmp_p
     assert "Traceback" not in run.text and files(out) == set()
 
 
-@pytest.mark.parametrize("args", [("--seed", "99999999999999999999"), ("-t", "inf"), ("--max-side", "3")])
+@pytest.mark.parametrize("args", [("--seed", "99999999999999999999"), ("-t", "inf"), ("--max-side", "3"),
+                                  ("--line-weight", "-40")])
 def test_sample_refuses_values_that_make_garbage(args, one_photo, tmp_path, tiny_model_dir):
     run = sample(tiny_model_dir, one_photo, "-n", 1, "-o", tmp_path / "s", *args)
     assert run.code == 2, run.text

@@ -120,6 +120,20 @@ def test_sketch_is_a_png_of_the_photos_size_drawn_as_the_library_draws_it(server
     assert other.tobytes() != sketch.tobytes()
 
 
+def test_line_weight_thickens_strokes_as_the_library_does(server, sketcher):
+    img = photo(5, size=(48, 40))
+    plain = png(call(server, "POST", "/api/sketch?style=bold-ink", jpeg(img))[2])
+    status, _, body = call(server, "POST", "/api/sketch?style=bold-ink&line_weight=3", jpeg(img))
+    bold = png(body)
+    assert status == 200 and bold.tobytes() == sketcher.sketch(Image.open(io.BytesIO(jpeg(img))), style="bold-ink",
+                                                               line_weight=3).tobytes()
+    assert np.asarray(bold, float).mean() < np.asarray(plain, float).mean()  # more ink
+    thin = json.loads(call(server, "POST", "/api/samples?n=2&seed=1&line_weight=-2", jpeg(img))[2])["samples"]
+    drawn = json.loads(call(server, "POST", "/api/samples?n=2&seed=1", jpeg(img))[2])["samples"]
+    assert np.asarray(png(base64.b64decode(thin[0])), float).mean() > np.asarray(png(base64.b64decode(drawn[0])),
+                                                                                 float).mean()
+
+
 def test_sketch_as_svg_is_vector_paths_of_the_photos_size(server):
     pytest.importorskip("vtracer")
     status, kind, body = call(server, "POST", "/api/sketch?style=bold-ink&format=svg", jpeg(photo(1, size=(37, 23))))
@@ -156,7 +170,10 @@ def test_samples_are_the_librarys_samples(server, sketcher):
     ("/api/sketch?seed=1e3", None, 400, "seed='1e3'"),
     ("/api/sketch?t=nan", None, 400, "t='nan': use a finite number"),
     ("/api/sketch?t=-2", None, 400, "t='-2'"),
-    ("/api/sketch?temperature=1", None, 400, "unknown parameter 'temperature'; it takes format, seed, style, t"),
+    ("/api/sketch?temperature=1", None, 400,
+     "unknown parameter 'temperature'; it takes format, line_weight, seed, style, t"),
+    ("/api/sketch?line_weight=99", None, 400, "line_weight='99': use a finite number from -32 to 32"),
+    ("/api/samples?line_weight=inf", None, 400, "line_weight='inf'"),
     ("/api/sketch?format=gif", None, 400, "format='gif': use png or svg"),
     ("/api/samples?n=0", None, 400, "n='0': use a whole number from 1 to 8"),
     ("/api/samples?n=99", None, 400, "n='99'"),
