@@ -96,22 +96,21 @@ def train_step(g_step, d_step, opt_g, opt_d, batch: Batch, cfg: TrainConfig, *, 
     zoom = zoom_windows(photo, sketch) if weights["zoom"] else None
     fakes, stats, zoom_fake = g_step(photo, style, zoom.photo if zoom else None)
     fake1, fake2 = fakes[:n], fakes[n:]
-    # the discriminators judge the enlarged windows' drawings too: strokes should keep a pencil's width there
-    drawn_photos, drawn = photo.repeat(2, 1, 1, 1), fakes
-    if zoom:
-        drawn_photos, drawn = torch.cat([drawn_photos, zoom.photo]), torch.cat([fakes, zoom_fake])
     terms = {
         "tone": tone_l1(fake1, sketch),
         "kl": multiscale_kl(stats, cfg.kl_factors()),
-        "adv": gan(disc.patch(drawn_photos, drawn), True),
+        "adv": gan(disc.patch(photo.repeat(2, 1, 1, 1), fakes), True),
         "div": diversity_hinge(fake1, fake2, margins, ink_weight(sketch), cfg.diversity_knee),
     }
+    # The feature discriminator judges the first sample of each photo (drawn as `sample` draws; one per photo halves
+    # the trunk's cost) and the enlarged windows' drawings, whose strokes should keep a pencil's width. Not the
+    # patch discriminator: it sees the photo too, and would tell a zoomed one by its bicubic blur alone.
+    judged, judged_style = (fake1, style) if zoom is None else (torch.cat([fake1, zoom_fake]), style.repeat(2))
     if zoom:
         terms["zoom"] = zoom.likeness(zoom_fake, perceptual)
     if judge_features:
-        # the first sample of each photo: it is drawn as `sample` draws, and one per photo halves the trunk's cost
-        fake_features = trunk.features(augment(fake1))
-        terms["adv_features"] = gan.levels(disc.features(fake_features, style), True)
+        fake_features = trunk.features(augment(judged))
+        terms["adv_features"] = gan.levels(disc.features(fake_features, judged_style), True)
     if perceptual is not None and weights["sample_div"]:
         # both samples must look like the artist's drawing, and differ from each other as a person sees it
         terms["perceptual"], between = perceptual.samples(fakes, sketch)
@@ -130,8 +129,8 @@ def train_step(g_step, d_step, opt_g, opt_d, batch: Batch, cfg: TrainConfig, *, 
     if judge_features:
         with torch.no_grad():  # the trunk is frozen, and the generated sketches' features are those of above
             features = [torch.cat([r, f.detach()]) for r, f in zip(trunk.features(augment(sketch)), fake_features)]
-    patch, levels = d_step(torch.cat([photo, drawn_photos]), torch.cat([sketch, drawn.detach()]), features,
-                           style.repeat(2))
+    patch, levels = d_step(photo.repeat(3, 1, 1, 1), torch.cat([sketch, fakes.detach()]), features,
+                           torch.cat([style, judged_style]))
     loss_d = 0.5 * (gan(patch[:n], True) + gan(patch[n:], False))
     if levels:
         loss_d = loss_d + 0.5 * (gan.levels([x[:n] for x in levels], True) +
