@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import functools
 import itertools
 import os
 import zlib
@@ -388,8 +389,8 @@ class Pipeline:
 
     def save(self, job: Job, size: tuple[int, int], sketch, pool: ThreadPoolExecutor) -> None:
         record = self.settings.record(self.sketcher.model_id, photo=job.key or job.src.name)
-        self.saves.append((job, pool.submit(write, self.sketcher.finish, sketch, size, job.dst, self.output, record,
-                                            self.written)))
+        enlarge = functools.partial(self.sketcher.finish, settings=self.settings)  # at this run's line weight
+        self.saves.append((job, pool.submit(write, enlarge, sketch, size, job.dst, self.output, record, self.written)))
 
     def finish_saves(self) -> Iterator[Result]:
         """After a stop: the results of the sketches already being written; a full disk now fails them alone."""

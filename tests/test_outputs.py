@@ -10,7 +10,7 @@ import signal
 import struct
 
 import pytest
-from conftest import cli, convert, files, photo, sample, sketch_of, stop_convert_midway, tiny_config
+from conftest import cli, convert, drawing_model_dir, files, photo, sample, sketch_of, stop_convert_midway, tiny_config
 from corpus import picture
 
 from sketchify.errors import SketchifyError
@@ -137,6 +137,26 @@ def test_line_weight_is_recorded_and_a_rerun_with_another_says_so(photos, tmp_pa
     assert run.counts() == (0, 1, 0), run.text
     note = run.lines_naming("note:")
     assert note and "line_weight 2.0, now 0.0" in note[0], run.text
+
+
+def test_the_library_draws_with_the_line_weight_it_records(photos, tmp_path):
+    # settings given to convert.run, not the Sketcher's own line weight, draw each sketch and go into its EXIF
+    import numpy as np
+    from PIL import Image
+
+    from sketchify.convert import Job, run
+    from sketchify.inference import Sketcher
+
+    photo(1, (96, 64)).save(photos / "a.jpg")
+    sketcher = Sketcher.from_pretrained(drawing_model_dir(tmp_path / "model"), device="cpu", line_weight=0.0)
+    ink = {}
+    for weight in (0.0, 3.0):
+        dst = tmp_path / f"{weight}.png"
+        assert [r.status for r in run(sketcher, [Job(photos / "a.jpg", dst)], sketcher.settings(line_weight=weight))
+                ] == ["converted"]
+        assert record(dst)["line_weight"] == weight
+        ink[weight] = 255 - np.asarray(Image.open(dst).convert("L"), float).mean()
+    assert ink[3.0] > ink[0.0] + 5, ink
 
 
 def test_size_and_max_side_never_contradict_in_silence(photos, tmp_path, tiny_model_dir):
