@@ -26,11 +26,12 @@ MAX_DIST = 0.0075  # x the image diagonal
 def load_groundtruth(path: Path) -> list[np.ndarray]:
     """Each annotator's boundaries (H, W, bool) from BSDS500's NAME.mat (groundTruth{i}.Boundaries)."""
     from scipy.io import loadmat
+    from scipy.io.matlab import MatReadError
 
     try:
         annotators = loadmat(str(path))["groundTruth"][0]
         return [a["Boundaries"][0, 0].astype(bool) for a in annotators]
-    except (OSError, ValueError, KeyError, IndexError) as e:
+    except (OSError, ValueError, KeyError, IndexError, MatReadError) as e:
         raise SketchifyError(f"{path}: not a BSDS500 ground-truth file ({e})") from None
 
 

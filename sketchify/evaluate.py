@@ -225,19 +225,37 @@ def perceptual_scores(judge, reference: torch.Tensor, sketches: torch.Tensor, *,
 CONTOUR_METHODS = ("model t=0", "pencil filter", "gradient magnitude")
 
 
+def read_groundtruth(folder: Path, scenes: list[Pair]) -> dict[str, list]:
+    """Every scene's BSDS500 annotators (NAME.mat), read and checked against its boundary map's size before anything
+    is drawn: a missing, broken or mismatched file should not cost a run."""
+    from .bsds import load_groundtruth
+
+    missing = [p.name for p in scenes if not (folder / f"{p.name}.mat").is_file()]
+    if missing:
+        raise SketchifyError(f"{folder}: no ground truth for {len(missing)} scenes ({', '.join(missing[:5])}"
+                             f"{', ...' if len(missing) > 5 else ''}); expected NAME.mat from BSDS500")
+    truth = {}
+    for pair in scenes:
+        annotators = load_groundtruth(folder / f"{pair.name}.mat")
+        with Image.open(pair.sketch) as boundary:
+            size = boundary.size
+        if not annotators or any(a.shape != size[::-1] for a in annotators):
+            raise SketchifyError(f"{folder / pair.name}.mat: its boundaries are "
+                                 f"{annotators[0].shape[::-1] if annotators else 'empty'}, the boundary map "
+                                 f"{pair.sketch} is {size}")
+        truth[pair.name] = annotators
+    return truth
+
+
 def evaluate_contours(sketcher, scenes: list[Pair], *, groundtruth: Path | None = None,
                       progress=lambda: None) -> dict:
     """Contour F (best threshold over the set) of the model's dark strokes, in each scene's style (data.find_contours:
     the contour style), and of the baselines' against the boundary maps people drew, where a pixel is a boundary if
     any annotator drew it there (the map is > 0). With groundtruth (a folder of BSDS500's NAME.mat), also the
     benchmark's ODS, OIS and AP against every annotator apart (sketchify.bsds), darkness as edge strength."""
-    from .bsds import boundary_counts, bsds_scores, load_groundtruth
+    from .bsds import boundary_counts, bsds_scores
 
-    if groundtruth is not None:  # before any drawing: a missing file should not cost a run
-        missing = [p.name for p in scenes if not (groundtruth / f"{p.name}.mat").is_file()]
-        if missing:
-            raise SketchifyError(f"{groundtruth}: no ground truth for {len(missing)} scenes ({', '.join(missing[:5])}"
-                                 f"{', ...' if len(missing) > 5 else ''}); expected NAME.mat from BSDS500")
+    truth = read_groundtruth(groundtruth, scenes) if groundtruth is not None else {}
     counts = {m: 0 for m in CONTOUR_METHODS}
     benchmark = {m: [] for m in CONTOUR_METHODS}
     for pair in scenes:
@@ -248,10 +266,7 @@ def evaluate_contours(sketcher, scenes: list[Pair], *, groundtruth: Path | None 
         darkness = {"model t=0": 1 - grey(fit(drawn, size))[0, 0],
                     "pencil filter": 1 - grey(fit(pencil_filter(photo), size))[0, 0],
                     "gradient magnitude": gradient_darkness(grey(fit(photo, size))[0, 0])}
-        annotators = load_groundtruth(groundtruth / f"{pair.name}.mat") if groundtruth is not None else []
-        if any(a.shape != tuple(boundary.shape) for a in annotators):
-            raise SketchifyError(f"{groundtruth / pair.name}.mat: its boundaries are {annotators[0].shape[::-1]}, "
-                                 f"the boundary map {pair.sketch} is {size}")
+        annotators = truth.get(pair.name, [])
         for method, d in darkness.items():
             counts[method] = counts[method] + contour_counts((d * 255).round(), boundary)
             if annotators:

@@ -183,3 +183,13 @@ def test_eval_adds_the_benchmark_beside_contour_f_when_given_the_ground_truth(ti
     assert run.code == 2 and "no ground truth for 1 scenes (s1)" in run.text
     run = cli("eval", photos, "--groundtruth", truth, "--weights", tiny_model_dir)  # pairs only: no scenes
     assert run.code == 2 and "--groundtruth" in run.text
+    # a cut-short file, or one of another size, is named before any scene is drawn
+    save_groundtruth(truth / "s1.mat", [thin(edges)])
+    (truth / "s0.mat").write_bytes((truth / "s0.mat").read_bytes()[:100])
+    run = cli("eval", "--contours", photos, maps, "--groundtruth", truth, "--split", "all", "--weights",
+              tiny_model_dir)
+    assert run.code == 2 and "s0.mat: not a BSDS500 ground-truth file" in run.text, run.text
+    save_groundtruth(truth / "s0.mat", [np.zeros((10, 10), bool)])
+    run = cli("eval", "--contours", photos, maps, "--groundtruth", truth, "--split", "all", "--weights",
+              tiny_model_dir)
+    assert run.code == 2 and "s0.mat: its boundaries are (10, 10), the boundary map" in run.text, run.text
