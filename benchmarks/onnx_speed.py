@@ -26,7 +26,8 @@ import torch
 from PIL import Image
 
 from sketchify.export import export_onnx
-from sketchify.inference import Sketcher, default_weights
+from sketchify.inference import Sketcher
+from sketchify.serialization import default_weights
 
 ROOT = Path(__file__).resolve().parents[1]
 THREADS = 2

@@ -112,6 +112,9 @@ def export_onnx(sketcher, path: Path, *, style: str | None = None, overwrite: bo
     graph.doc_string = (f"sketchify, style {config.styles[index]}: photo (N, 3, H, W) RGB in [0, 1], H and W "
                         f"multiples of {s} -> sketch (N, 1, H, W) in [0, 1]")
     data = graph.SerializeToString()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(path, lambda tmp: tmp.write_bytes(data))
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(path, lambda tmp: tmp.write_bytes(data))
+    except OSError as e:  # a full disk, a folder that is a file, no permission
+        raise SketchifyError(f"cannot write {path}: {e.strerror or e}") from None
     return config.styles[index]

@@ -78,6 +78,13 @@ def test_export_replaces_its_own_file_but_never_a_users(model_dir, exports, tmp_
     assert not [p for p in tmp_path.rglob("*.part")] and not [p for p in model_dir.rglob("*.part")]
 
 
+def test_an_unwritable_output_is_one_line(model_dir, tmp_path):
+    (tmp_path / "notes.txt").write_text("a file, not a folder")
+    run = export(model_dir, tmp_path / "notes.txt" / "sketch.onnx")
+    assert run.code == 2 and len(run.lines) == 1 and "cannot write" in run.text and "notes.txt" in run.text, run.text
+    assert (tmp_path / "notes.txt").read_text() == "a file, not a folder"
+
+
 def test_a_missing_onnx_is_one_line(model_dir, tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "onnx", None)  # import onnx now raises ImportError
     run = export(model_dir, tmp_path / "a.onnx")
