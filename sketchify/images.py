@@ -185,7 +185,7 @@ def encode(img: Image.Image, fmt: str, *, quality: int | None = None, descriptio
 
 def is_whole(path: Path) -> bool:
     """Whether an image file ends as its format says it must (PNG's IEND chunk, JPEG's end marker, WebP's RIFF
-    length): a sketch cut short, by a power cut before its data reached the disk, is drawn again."""
+    length, SVG's closing tag): a sketch cut short, by a power cut before its data reached the disk, is drawn again."""
     try:
         with open_regular(path) as f:
             head = f.read(12)
@@ -201,6 +201,8 @@ def is_whole(path: Path) -> bool:
         return tail.rstrip(b"\x00").endswith(b"\xff\xd9")
     if head.startswith(b"RIFF") and head[8:12] == b"WEBP":
         return int.from_bytes(head[4:8], "little") + 8 <= length
+    if path.suffix.lower() == ".svg":
+        return tail.rstrip().endswith(b"</svg>")
     return True  # a format this check does not know: trust it
 
 
@@ -223,8 +225,8 @@ def read_description(path: Path) -> str | None:
 
 def on_disk(path: Path) -> tuple[str, str | None]:
     """What lies at an output's path, and its record: "free" (nothing), "ours" (a whole sketch of sketchify's),
-    "broken" (empty, cut short, or no image at all: drawn again) or "other" (a folder, or someone's image:
-    never written over)."""
+    "broken" (empty, or an image cut short: drawn again) or "other" (a folder, someone's image, any other file,
+    unreadable ones too: never written over)."""
     if not path.exists() and not path.is_symlink():
         return "free", None
     if not is_regular(path):
@@ -232,6 +234,16 @@ def on_disk(path: Path) -> tuple[str, str | None]:
     record = read_description(path)
     if record is not None:
         return ("ours" if is_whole(path) else "broken"), record
-    if path.suffix.lower() == ".svg":  # not a raster Pillow reads: only an empty one is surely broken
-        return ("other" if path.stat().st_size else "broken"), None
-    return ("other" if pixel_count(path) else "broken"), None
+    if path.stat().st_size == 0 or (starts_as_image(path) and not pixel_count(path)):
+        return "broken", None
+    return "other", None
+
+
+def starts_as_image(path: Path) -> bool:
+    """Whether the file begins with a PNG, JPEG or WebP signature (whatever follows)."""
+    try:
+        with open_regular(path) as f:
+            head = f.read(12)
+    except (SketchifyError, OSError):
+        return False
+    return head.startswith((b"\x89PNG", b"\xff\xd8")) or (head.startswith(b"RIFF") and head[8:12] == b"WEBP")

@@ -113,6 +113,18 @@ def test_an_empty_or_cut_short_sketch_is_drawn_again(broken, photos, tmp_path, t
     assert (out / "a.png").read_bytes() == whole
 
 
+def test_a_file_that_is_not_our_sketch_is_never_written_over(photos, tmp_path, tiny_model_dir):
+    # a text file at the sketch's name is not an image cut short: not ours to replace; the sketch takes another name
+    photo(1).save(photos / "a.jpg")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "a.png").write_text("my notes")
+    run = convert(tiny_model_dir, photos, "-o", out)
+    assert run.code == 0 and run.counts() == (1, 0, 0), run.text
+    assert (out / "a.png").read_text() == "my notes"
+    assert {p.name for p in out.iterdir()} == {"a.png", "a-jpg.png"}, run.text
+
+
 # the drawing settings: validated once, recorded whole
 
 

@@ -80,6 +80,10 @@ def test_svg_records_its_settings_so_reruns_skip_and_name_changes(model_dir, pho
     notes = run.lines_naming("drawn with other settings")
     assert run.counts() == (0, 2, 0) and len(set(notes)) == 1 and "2 skipped" in notes[0] and "contour" in notes[0], \
         run.text
+    whole = (out / "a.svg").read_bytes()
+    (out / "a.svg").write_bytes(whole[:len(whole) * 2 // 3])  # cut short, its record kept: drawn again
+    run = convert(model_dir, photos, "-o", out, "-f", "svg", "--style", "contour")
+    assert run.counts() == (1, 1, 0) and (out / "a.svg").read_bytes() == whole, run.text
 
 
 def test_a_ring_keeps_its_hole():
