@@ -19,7 +19,7 @@ MAX_WIDTH = 4096  # bounds every width before anything is allocated: a hostile c
 # float32 ends at 3.4e38, so at 1e37 the first step overflows, and the state is infinite for good. At 1e6 (1e12
 # squared) a gradient may still reach about 1e13 before its square overflows; useful weights are below 100.
 MAX_LOSS_WEIGHT = 1e6
-MAX_SEED = 2**32 - 1  # what every generator takes (torch, random, numpy)
+TRAIN_MAX_SEED = 2**32 - 1  # a training seed seeds every generator: torch, random and numpy (the smallest)
 
 # The generator's loss is the weighted sum of these terms (sketchify.step computes each one, by this name).
 LOSS_WEIGHTS = {
@@ -233,7 +233,7 @@ class TrainConfig(JsonConfig):
             (not (0 <= self.backbone_lr <= 1), f"backbone_lr should be in [0, 1], got {self.backbone_lr}"),
             (not (0 < self.lr < 1), f"lr should be between 0 and 1, got {self.lr}"),
             (not (0 <= self.val_fraction < 1), f"val_fraction should be in [0, 1), got {self.val_fraction}"),
-            (not 0 <= self.seed <= MAX_SEED, f"seed should be from 0 to {MAX_SEED}, got {self.seed}"),
+            (not 0 <= self.seed <= TRAIN_MAX_SEED, f"seed should be from 0 to {TRAIN_MAX_SEED}, got {self.seed}"),
         ] if bad]
 
     def kl_factors(self) -> list[float]:

@@ -1,6 +1,6 @@
 """A sketch enlarged to its photo's size so that it holds at 100% zoom, and its line weight.
 
-The model draws a big photo at a moderate scale (Sketcher._work_size); the sketch is then enlarged f times. A plain
+The model draws a big photo at a moderate scale (DrawSettings.work_size); the sketch is then enlarged f times. A plain
 bicubic enlargement makes every stroke f times wider with edges f pixels soft, and turns the model's pixel grain
 into blobs. Instead, three cheap steps:
 

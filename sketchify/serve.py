@@ -33,7 +33,7 @@ from PIL import Image
 
 from .errors import SketchifyError, one_line
 from .images import DEFAULT_MAX_PIXELS, encode, format_name, load_photo
-from .settings import MAX_LINE_WEIGHT, DrawSettings
+from .settings import MAX_LINE_WEIGHT, MAX_SEED, DrawSettings
 
 MAX_BODY = 50 * 2**20  # bytes of one uploaded photo: more than any camera's JPEG, little enough to hold in memory
 MAX_SAMPLES = 8  # samples per request: each is a full drawing, and others wait for the model meanwhile
@@ -265,7 +265,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def drawing(self, given: dict[str, str], *, for_samples: bool = False) -> DrawSettings:
         """The query's settings, checked once (Sketcher.settings), at the server's size and max_side."""
-        seed = whole("seed", given["seed"], 0, 2**64 - 1) if given.get("seed") else None
+        seed = whole("seed", given["seed"], 0, MAX_SEED) if given.get("seed") else None
         temperature = number("t", given["t"]) if given.get("t") else None
         lw = given.get("line_weight")
         line_weight = number("line_weight", lw, -MAX_LINE_WEIGHT, MAX_LINE_WEIGHT) if lw else None

@@ -62,12 +62,13 @@ class DrawSettings:
         if max_side is None:
             max_side = DEFAULT_DRAW_MAX_SIDE if size is None else 0
         up_to = MAX_DRAW_SCALE * config.draw_size if size is None else 0
+        named = f"size {size}" if size is not None else f"the model's draw_size {config.draw_size} (the default size)"
         size = config.draw_size if size is None else size
         for name, value in (("size", size), ("max_side", max_side)):
             if 0 < value < config.stride:  # smaller draws a flat grey page
                 raise SketchifyError(f"{name} {value}: use 0 or at least {config.stride}, the model's stride")
         if size and max_side and size > max_side:
-            raise SketchifyError(f"size {size} is larger than max_side {max_side}, which would cap every photo; "
+            raise SketchifyError(f"{named} is larger than max_side {max_side}, which would cap every photo; "
                                  f"raise max_side (0: no limit) or lower size")
         return cls(config.style_name(style), seed, float(temperature or 0.0), size, max_side, up_to,
                    float(line_weight))

@@ -1,4 +1,4 @@
-"""The training loop: encoder + generator against a patch discriminator, on photo/sketch pairs.
+"""The training loop: encoder + generator against a patch discriminator and a feature one, on photo/sketch pairs.
 
 Runs on one CPU or GPU, or under `torchrun --nproc_per_node N` (DistributedDataParallel).
 """

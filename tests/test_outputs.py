@@ -175,6 +175,8 @@ def test_size_and_max_side_never_contradict_in_silence(photos, tmp_path, tiny_mo
     photo(1, (96, 64)).save(photos / "a.jpg")
     run = convert(tiny_model_dir, photos, "-o", tmp_path / "o1", "--size", 64, "--max-side", 48)
     assert run.code == 2 and "size 64" in run.text and "max_side 48" in run.text, run.text
+    run = convert(tiny_model_dir, photos, "-o", tmp_path / "o1", "--max-side", 16)  # no --size: say whose it is
+    assert run.code == 2 and "the model's draw_size 32 (the default size)" in run.text, run.text
     run = convert(tiny_model_dir, photos, "-o", tmp_path / "o2", "--size", 0)  # the photo's own size, uncapped
     assert run.code == 0 and record(tmp_path / "o2" / "a.png")["max_side"] == 0, run.text
 
