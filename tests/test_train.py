@@ -21,16 +21,20 @@ def dataset(pairs, cfg, augment):
     return SketchDataset(pairs, load_size=cfg.load_size, image_size=cfg.image_size, augment=augment)
 
 
-def test_training_steps_lower_the_loss(pair_dir):
+def steps_on_one_batch(pair_dir, cfg, n: int):
+    """n training steps of a fresh small model on the same 8 pairs: each step's losses, and the model's parts."""
     torch.manual_seed(0)
-    shape, cfg = tiny_config(widths=(8, 8, 8, 16, 16)), tiny_training(loss_weights={"adv": 0.0})
-    data = dataset(find_pairs(pair_dir, shape), cfg, augment=False)
-    batch = collate([data[i] for i in range(8)])
+    shape = tiny_config(widths=(8, 8, 8, 16, 16))
+    batch = collate([dataset(find_pairs(pair_dir, shape), cfg, augment=False)[i] for i in range(8)])
     model, disc = SketchModel(shape), Discriminator(shape, feature_channels=NETS["alex"][1])
     opt_g = torch.optim.Adam(model.parameters(), lr=2e-3)
     opt_d = torch.optim.Adam(disc.parameters(), lr=2e-3)
-    steps = [train_step(GeneratorForward(model), disc, opt_g, opt_d, batch, cfg, styles=shape.styles)
-             for _ in range(60)]
+    step = lambda c: train_step(GeneratorForward(model), disc, opt_g, opt_d, batch, c, styles=shape.styles)
+    return [step(cfg) for _ in range(n)], step
+
+
+def test_training_steps_lower_the_loss(pair_dir):
+    steps, _ = steps_on_one_batch(pair_dir, tiny_training(loss_weights={"adv": 0.0}), 60)
     first, last = steps[0]["tone"], sum(s["tone"] for s in steps[-5:]) / 5
     assert last < 0.7 * first, (first, last)
 
@@ -282,19 +286,11 @@ def test_zoom_windows_pair_an_enlarged_photo_window_with_the_same_window_of_the_
 
 
 def test_the_zoom_term_teaches_likeness_at_a_larger_scale(pair_dir):
-    torch.manual_seed(0)
     only = {k: 0.0 for k in tiny_training().loss_weights}
-    shape, cfg = tiny_config(widths=(8, 8, 8, 16, 16)), tiny_training(loss_weights={**only, "zoom": 1.0})
-    batch = collate([dataset(find_pairs(pair_dir, shape), cfg, augment=False)[i] for i in range(8)])
-    model, disc = SketchModel(shape), Discriminator(shape, feature_channels=NETS["alex"][1])
-    opt_g = torch.optim.Adam(model.parameters(), lr=2e-3)
-    opt_d = torch.optim.Adam(disc.parameters(), lr=2e-3)
-    steps = [train_step(GeneratorForward(model), disc, opt_g, opt_d, batch, cfg, styles=shape.styles)
-             for _ in range(40)]
+    steps, step = steps_on_one_batch(pair_dir, tiny_training(loss_weights={**only, "zoom": 1.0}), 40)
     first, last = steps[0]["zoom"], sum(s["zoom"] for s in steps[-5:]) / 5
     assert last < 0.7 * first, (first, last)
-    off = train_step(GeneratorForward(model), disc, opt_g, opt_d, batch, tiny_training(), styles=shape.styles)
-    assert "zoom" not in off  # a weight of 0 draws no windows
+    assert "zoom" not in step(tiny_training())  # a weight of 0 draws no windows
 
 
 def test_diff_augment_moves_and_cuts_on_paper():
