@@ -6,9 +6,9 @@
     python benchmarks/bench.py --convert-only  # just the end-to-end floors (about 30 s)
 
 Prints a Markdown table: `sketchify convert` of a folder of 80 JPEG photos end to end (decode, draw,
-encode; start-up excluded: the model is loaded and warm) at 256x256 and 512x512, the latter also drawn
-at its own size (--size 0); photos/s (t = 0, default style) of the model alone at several sizes for batch
-size 1 and the best batch size, the same for the classical pencil filter, model load time, a cold
+enlarge, encode; start-up excluded: the model is loaded and warm) at 256x256, 512x512 and 1024x1024 with the
+defaults, each with the size it is drawn at; photos/s (t = 0, default style) of the model alone at several
+sizes for batch size 1 and the best batch size, the same for the classical pencil filter, model load time, a cold
 `sketchify convert` of one photo, `sketchify --help`, peak memory for a 4000x3000 photo, and training
 images/s.
 """
@@ -90,9 +90,10 @@ def main() -> None:
     print(f"# {cpu}, {os.cpu_count()} cores, torch {torch.__version__} ({torch.get_num_threads()} threads), "
           f"device {args.device}")
 
-    for size, draw in ((256, None), (512, None), (512, 0)):
-        how = "drawn at the model's draw_size" if draw is None else "drawn at its own size (--size 0)"
-        r = convert_rate(args.weights, args.device, size, draw, args.folder)
+    for size in (256, 512, 1024):
+        drawn = sketcher.defaults.work_size((size, size), sketcher.config.stride)
+        how = f"the defaults: drawn at {drawn[0]}x{drawn[1]}"
+        r = convert_rate(args.weights, args.device, size, None, args.folder)
         rows.append((f"`convert` of {args.folder} {size}x{size} JPEGs, {how}", f"{r:.1f} photos/s"))
     if args.convert_only:
         return print_rows(rows)
