@@ -106,16 +106,10 @@ def sync(path: Path) -> None:
 
 
 def write_durably(path: Path, data: bytes) -> None:
-    """atomic_write of bytes, synced to the disk before the rename: after a power cut the file is the old one or
-    the whole new one, never an empty one. An error (a full disk) names path, not the temporary file."""
-    def write(tmp: Path) -> None:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-
+    """atomic_write of bytes (which syncs them before the rename); an error (a full disk) names path, not the
+    temporary file."""
     try:
-        atomic_write(path, write)
+        atomic_write(path, lambda tmp: tmp.write_bytes(data))
     except OSError as e:
         raise OSError(e.errno, e.strerror or str(e), str(path)) from None
 
