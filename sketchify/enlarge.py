@@ -33,6 +33,10 @@ MAX_GAIN = 2.5  # steepest ink curve: steeper makes the lightest strokes and sha
 # how far the steepest curve's middle moves into the ink (darkness 0.5 + this): the enlargement's blur spread each
 # stroke's edges outwards, so its middle grey lies outside the stroke the model drew
 THINNING = 0.2
+# A sketch whose darkest strokes (the 99.8th percentile of darkness) reach this is steepened as it is; a fainter one
+# (contour's lines reach about 0.5) is steepened relative to its own darkest strokes, and keeps its tone: on absolute
+# darkness the curve would push all of its lines to paper
+INK_LEVEL = 0.8
 
 # helpers
 
@@ -100,14 +104,21 @@ def flow_smooth(x: np.ndarray, reach: float, taps: int = 7) -> np.ndarray:
     return out / total
 
 
-def ink_curve(grey: np.ndarray, gain: float) -> np.ndarray:
+def ink_curve(grey: np.ndarray, gain: float, ink: float = 1.0) -> np.ndarray:
     """Steepen (H, W) grey in place: slope `gain` through mid-grey, clipped to [0, 1], the middle moved towards the
-    ink as the curve steepens (THINNING at MAX_GAIN). Gain 1 changes nothing."""
+    ink as the curve steepens (THINNING at MAX_GAIN). Gain 1 changes nothing. ink: the darkness the curve takes as
+    full ink (1: black); darkness is measured in it, and the result never gets darker than it."""
     middle = 0.5 - THINNING * (gain - 1) / (MAX_GAIN - 1)
-    grey -= middle
+    grey -= 1 - ink + ink * middle  # darkness over ink, steepened, times ink again, in three passes
     grey *= gain
-    grey += 0.5
-    return np.clip(grey, 0.0, 1.0, out=grey)
+    grey += ink * 0.5 + 1 - ink
+    return np.clip(grey, 1 - ink, 1.0, out=grey)
+
+
+def ink_level(sketch: np.ndarray) -> float:
+    """The darkness ink_curve takes as full ink for this (H, W) sketch: 1, or less for a faint one (INK_LEVEL)."""
+    darkest = float(np.percentile(1 - sketch[::2, ::2], 99.8))
+    return min(1.0, max(darkest / INK_LEVEL, 0.25))
 
 
 def grey_max(x: np.ndarray, radius: int) -> np.ndarray:
@@ -160,6 +171,7 @@ def enlarge(sketch: torch.Tensor, size: tuple[int, int], *, line_weight: float =
     smooth = np.clip(flow_smooth(sketch[0].numpy().astype(np.float32), reach), 0, 1)
     src = Image.fromarray(smooth, "F")
     gain = min(f, MAX_GAIN) if f >= PLAIN else 1.0
+    ink = ink_level(smooth)
     width, height = size
     halo = math.ceil(abs(line_weight) / 2)  # rows a band's line weight reads beyond it
     out = np.empty((height, width), np.uint8)
@@ -169,6 +181,6 @@ def enlarge(sketch: torch.Tensor, size: tuple[int, int], *, line_weight: float =
         # box: the band's rows in the drawing's coordinates; Pillow reads the rows around it too, so bands equal
         # the whole image's enlargement
         rows = src.resize((width, t1 - t0), Image.BICUBIC, box=(0, t0 * h / height, w, t1 * h / height))
-        grey = weigh(ink_curve(np.array(rows), gain), line_weight)[top - t0:bottom - t0]
+        grey = weigh(ink_curve(np.array(rows), gain, ink), line_weight)[top - t0:bottom - t0]
         out[top:bottom] = np.rint(grey * 255)
     return Image.fromarray(out, "L")

@@ -57,6 +57,17 @@ def test_enlarging_thins_and_sharpens_a_soft_stroke():
     assert np.asarray(ours)[80, 60] < 40  # the stroke's core is still ink
 
 
+def test_a_faint_sketch_keeps_its_strokes_and_its_tone():
+    # contour draws lines about half dark: steepened on absolute darkness they went to paper at 1600 px
+    faint = 1 - (1 - stroke_sketch()) * 0.5  # the stroke's core is 0.45 dark
+    ours, bicubic = enlarge(faint, (120, 160)), to_image(faint, (120, 160))
+    core = 1 - np.asarray(ours)[80, 60] / 255
+    assert 0.3 < core <= 0.46, core  # still there, and no darker than drawn
+    assert soft_pixels(ours) < soft_pixels(bicubic)  # and sharpened as a bold one is
+    bold = stroke_sketch()  # a bold sketch is steepened on absolute darkness, as before
+    assert np.asarray(enlarge(bold, (120, 160)))[80, 60] < 40
+
+
 def test_line_weight_grows_the_ink_monotonically():
     sketch, size = stroke_sketch(), (120, 160)
     weights = (-4, -2, -1, -0.5, 0, 0.5, 1, 2, 4, 8)
