@@ -41,7 +41,6 @@ class Sketcher:
         strokes line_weight pixels wider there (negative: thinner)."""
         # bad values fail here
         self.defaults = DrawSettings.build(model.config, size=size, max_side=max_side, line_weight=line_weight)
-        self.line_weight = line_weight
         self.size, self.max_side = size, max_side
         self.device = torch.device(device)
         # channels_last: oneDNN's fast convolution layout on CPU, 1.6x at 256 px here, same output
@@ -82,7 +81,7 @@ class Sketcher:
             size, max_side = self.size, self.max_side if max_side is None else max_side
         if temperature is None and for_samples:
             temperature = self.config.sample_temperature
-        line_weight = self.line_weight if line_weight is None else line_weight
+        line_weight = self.defaults.line_weight if line_weight is None else line_weight
         return DrawSettings.build(self.config, style=style, seed=seed, temperature=temperature, size=size,
                                   max_side=max_side, line_weight=line_weight)
 
