@@ -195,11 +195,12 @@ def is_whole(path: Path) -> bool:
             tail = f.read()
     except (SketchifyError, OSError):
         return False
-    if head.startswith(b"\x89PNG"):
+    kind = signature(head)
+    if kind == "png":
         return tail.endswith(b"IEND\xaeB`\x82")
-    if head.startswith(b"\xff\xd8"):
+    if kind == "jpeg":
         return tail.rstrip(b"\x00").endswith(b"\xff\xd9")
-    if head.startswith(b"RIFF") and head[8:12] == b"WEBP":
+    if kind == "webp":
         return int.from_bytes(head[4:8], "little") + 8 <= length
     if path.suffix.lower() == ".svg":
         return tail.rstrip().endswith(b"</svg>")
@@ -239,11 +240,21 @@ def on_disk(path: Path) -> tuple[str, str | None]:
     return "other", None
 
 
+def signature(head: bytes) -> str | None:
+    """"png", "jpeg" or "webp" from a file's first 12 bytes, else None: the formats whose ends is_whole checks."""
+    if head.startswith(b"\x89PNG"):
+        return "png"
+    if head.startswith(b"\xff\xd8"):
+        return "jpeg"
+    if head.startswith(b"RIFF") and head[8:12] == b"WEBP":
+        return "webp"
+    return None
+
+
 def starts_as_image(path: Path) -> bool:
     """Whether the file begins with a PNG, JPEG or WebP signature (whatever follows)."""
     try:
         with open_regular(path) as f:
-            head = f.read(12)
+            return signature(f.read(12)) is not None
     except (SketchifyError, OSError):
         return False
-    return head.startswith((b"\x89PNG", b"\xff\xd8")) or (head.startswith(b"RIFF") and head[8:12] == b"WEBP")
