@@ -171,7 +171,7 @@ def enlarge(sketch: torch.Tensor, size: tuple[int, int], *, line_weight: float =
     smooth = np.clip(flow_smooth(sketch[0].numpy().astype(np.float32), reach), 0, 1)
     src = Image.fromarray(smooth, "F")
     gain = min(f, MAX_GAIN) if f >= PLAIN else 1.0
-    ink = ink_level(smooth)
+    ink = ink_level(smooth) if gain > 1 else 1.0  # gain 1 (line weight alone) leaves the tones as drawn
     width, height = size
     halo = math.ceil(abs(line_weight) / 2)  # rows a band's line weight reads beyond it
     out = np.empty((height, width), np.uint8)
