@@ -36,6 +36,9 @@ LOSS_WEIGHTS = {
     # likeness when drawing larger than the faces it learned: a window of the photo enlarged 1.5-3x, drawn, scaled
     # back and compared with the artist's drawing of that window (perceptual + tone)
     "zoom": 0.0,
+    # the mean sketch (t = 0, what `convert` draws) held to the artist's drawing as a sample is (perceptual + tone),
+    # and judged by the feature discriminator: otherwise the drawing users get most is never trained directly
+    "mean": 0.0,
 }
 PERCEPTUAL_NETS = ("alex", "vgg")
 KL_SCALE_KEYS = ("2", "4", "8", "16")  # the latent strides, finest first, as kl_scales names them

@@ -45,13 +45,15 @@ class GeneratorForward(nn.Module):
         super().__init__()
         self.model = model
 
-    def forward(self, photo: torch.Tensor, style: torch.Tensor, zoomed: torch.Tensor | None = None):
-        """-> the two samples of each photo stacked [first; second], the latent statistics, and (given zoomed, a
-        batch of enlarged photo windows) one sample of each of those, else None."""
+    def forward(self, photo: torch.Tensor, style: torch.Tensor, zoomed: torch.Tensor | None = None,
+                mean: bool = False):
+        """-> the two samples of each photo stacked [first; second] (and then, given mean, its mean sketch), the
+        latent statistics, and (given zoomed, a batch of enlarged photo windows) one sample of each of those, else
+        None."""
         stats = self.model.encode(photo)
         t = self.model.config.sample_temperature
-        zs = [torch.cat(pair) for pair in zip(sample_latents(stats, t), sample_latents(stats, t))]
-        fakes = self.model.decode(zs, torch.cat([style, style]))
+        draws = [sample_latents(stats, t), sample_latents(stats, t)] + ([sample_latents(stats, 0.0)] if mean else [])
+        fakes = self.model.decode([torch.cat(scale) for scale in zip(*draws)], style.repeat(len(draws)))
         if zoomed is None:
             return fakes, stats, None
         return fakes, stats, self.model.decode(sample_latents(self.model.encode(zoomed), t), style)
@@ -94,20 +96,23 @@ def train_step(g_step, d_step, opt_g, opt_d, batch: Batch, cfg: TrainConfig, *, 
     disc = getattr(d_step, "module", d_step)
     disc.requires_grad_(False)
     zoom = zoom_windows(photo, sketch) if weights["zoom"] else None
-    fakes, stats, zoom_fake = g_step(photo, style, zoom.photo if zoom else None)
-    fake1, fake2 = fakes[:n], fakes[n:]
+    fakes, stats, zoom_fake = g_step(photo, style, zoom.photo if zoom else None, weights["mean"] > 0)
+    samples, fake1, fake2, mean = fakes[:2 * n], fakes[:n], fakes[n:2 * n], fakes[2 * n:]
     terms = {
         "tone": tone_l1(fake1, sketch),
         "kl": multiscale_kl(stats, cfg.kl_factors()),
-        "adv": gan(disc.patch(photo.repeat(2, 1, 1, 1), fakes), True),
+        "adv": gan(disc.patch(photo.repeat(2, 1, 1, 1), samples), True),
         "div": diversity_hinge(fake1, fake2, margins, ink_weight(sketch), cfg.diversity_knee),
     }
     # The feature discriminator judges the first sample of each photo (drawn as `sample` draws; one per photo halves
-    # the trunk's cost) and the enlarged windows' drawings, whose strokes should keep a pencil's width. Not the
-    # patch discriminator: it sees the photo too, and would tell a zoomed one by its bicubic blur alone.
-    judged, judged_style = (fake1, style) if zoom is None else (torch.cat([fake1, zoom_fake]), style.repeat(2))
+    # the trunk's cost), the enlarged windows' drawings, whose strokes should keep a pencil's width, and the mean
+    # sketches. Not the patch discriminator: it sees the photo too, and would tell a zoomed one by its bicubic blur.
+    judged = [fake1] + ([zoom_fake] if zoom else []) + ([mean] if len(mean) else [])
+    judged, judged_style = torch.cat(judged), style.repeat(len(judged))
     if zoom:
         terms["zoom"] = zoom.likeness(zoom_fake, perceptual)
+    if len(mean):
+        terms["mean"] = tone_l1(mean, sketch) + (perceptual(mean, sketch) if perceptual is not None else 0.0)
     if judge_features:
         fake_features = trunk.features(augment(judged))
         terms["adv_features"] = gan.levels(disc.features(fake_features, judged_style), True)
@@ -129,7 +134,7 @@ def train_step(g_step, d_step, opt_g, opt_d, batch: Batch, cfg: TrainConfig, *, 
     if judge_features:
         with torch.no_grad():  # the trunk is frozen, and the generated sketches' features are those of above
             features = [torch.cat([r, f.detach()]) for r, f in zip(trunk.features(augment(sketch)), fake_features)]
-    patch, levels = d_step(photo.repeat(3, 1, 1, 1), torch.cat([sketch, fakes.detach()]), features,
+    patch, levels = d_step(photo.repeat(3, 1, 1, 1), torch.cat([sketch, samples.detach()]), features,
                            torch.cat([style, judged_style]))
     loss_d = 0.5 * (gan(patch[:n], True) + gan(patch[n:], False))
     if levels:

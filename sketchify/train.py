@@ -190,7 +190,7 @@ def build(model_cfg: ModelConfig, cfg: TrainConfig, ckpt: Checkpoint | None, sou
     elif ckpt is None and cfg.pretrained:
         model.encoder.backbone.load_state_dict(pretrained_backbone(model), strict=True)
     model, disc = model.to(device), disc.to(device)
-    wanted = any(cfg.loss_weights[k] > 0 for k in ("perceptual", "sample_div", "zoom"))
+    wanted = any(cfg.loss_weights[k] > 0 for k in ("perceptual", "sample_div", "zoom", "mean"))
     perceptual = PerceptualLoss(cfg.perceptual_net).to(device) if wanted else None
     trunk = feature_trunk(perceptual, cfg).to(device) if cfg.loss_weights["adv_features"] > 0 else None
     opt_g, opt_d = make_optimizers(model, disc, cfg)

@@ -293,6 +293,25 @@ def test_the_zoom_term_teaches_likeness_at_a_larger_scale(pair_dir):
     assert "zoom" not in step(tiny_training())  # a weight of 0 draws no windows
 
 
+def test_the_mean_term_teaches_the_mean_sketch_and_leaves_samples_to_the_others(pair_dir):
+    only = {k: 0.0 for k in tiny_training().loss_weights}
+    steps, step = steps_on_one_batch(pair_dir, tiny_training(loss_weights={**only, "mean": 1.0}), 40)
+    first, last = steps[0]["mean"], sum(s["mean"] for s in steps[-5:]) / 5
+    assert last < 0.7 * first, (first, last)
+    assert "mean" not in step(tiny_training())  # a weight of 0 decodes no mean sketch
+
+
+def test_the_mean_sketch_is_decoded_after_the_two_samples():
+    torch.manual_seed(0)
+    model = SketchModel(tiny_config())
+    photo, style = torch.rand(2, 3, 32, 32), torch.tensor([0, 1])
+    fakes, _, _ = GeneratorForward(model)(photo, style, None, True)
+    assert fakes.shape[0] == 6
+    with torch.no_grad():
+        assert torch.allclose(fakes[4:], model(photo, style, temperature=0.0), atol=1e-5)
+        assert not torch.allclose(fakes[:2], fakes[4:], atol=1e-3)  # the first two are samples, not the mean
+
+
 def test_diff_augment_moves_and_cuts_on_paper():
     from sketchify.step import diff_augment
 
