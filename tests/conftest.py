@@ -101,7 +101,10 @@ def stop_convert_midway(photos: Path, out: Path, model: Path, sig: int,
 
     cmd = [sys.executable, "-m", "sketchify", "convert", str(photos), "-o", str(out), "--weights", str(model),
            "--batch-size", "1", "--max-side", "0", "--device", "cpu"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # as from a terminal: a job started in the background (`cmd &`, nohup, some CI runners) inherits SIGINT ignored,
+    # and a process that starts with SIGINT ignored keeps ignoring it, as POSIX asks: Ctrl-C would never arrive
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     limit = time.monotonic() + 60
     while time.monotonic() < limit and not (out.exists() and any(out.glob("*.png"))):
         time.sleep(0.02)

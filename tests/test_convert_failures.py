@@ -139,7 +139,7 @@ def test_full_disk_stops_the_batch_with_one_error(photos, tmp_path, tiny_model_d
 # stopped and killed runs
 
 
-PHOTOS = 40  # enough that a stop lands mid-batch (20 finished before the signal once); the re-run draws the rest
+PHOTOS = 40  # enough that the batch is still running when the stop lands; the re-run draws the rest
 
 
 @pytest.mark.slow
