@@ -33,8 +33,8 @@ LOSS_WEIGHTS = {
     # ST-LPIPS between two samples (and the perceptual term on both). Off: at 1.0 it bought diversity as speckle,
     # and the mean latent drew a washed-out sketch (the model card has the numbers)
     "sample_div": 0.0,
-    # likeness when drawing larger than the faces it learned: a window of the photo enlarged 1.5-3x, drawn, scaled
-    # back and compared with the artist's drawing of that window (perceptual + tone)
+    # likeness when drawing larger than the faces it learned: a window of the photo enlarged 1.5-4x, drawn as
+    # `convert` draws (t = 0), scaled back and compared with the artist's drawing of that window (perceptual + tone)
     "zoom": 0.0,
     # the mean sketch (t = 0, what `convert` draws) held to the artist's drawing as a sample is (perceptual + tone),
     # and judged by the feature discriminator: otherwise the drawing users get most is never trained directly

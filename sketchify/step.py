@@ -48,15 +48,15 @@ class GeneratorForward(nn.Module):
     def forward(self, photo: torch.Tensor, style: torch.Tensor, zoomed: torch.Tensor | None = None,
                 mean: bool = False):
         """-> the two samples of each photo stacked [first; second] (and then, given mean, its mean sketch), the
-        latent statistics, and (given zoomed, a batch of enlarged photo windows) one sample of each of those, else
-        None."""
+        latent statistics, and (given zoomed, a batch of enlarged photo windows) the mean sketch of each of those,
+        else None: `convert` draws large photos at t = 0, so that is the drawing the zoom term must teach."""
         stats = self.model.encode(photo)
         t = self.model.config.sample_temperature
         draws = [sample_latents(stats, t), sample_latents(stats, t)] + ([sample_latents(stats, 0.0)] if mean else [])
         fakes = self.model.decode([torch.cat(scale) for scale in zip(*draws)], style.repeat(len(draws)))
         if zoomed is None:
             return fakes, stats, None
-        return fakes, stats, self.model.decode(sample_latents(self.model.encode(zoomed), t), style)
+        return fakes, stats, self.model.decode(sample_latents(self.model.encode(zoomed), 0.0), style)
 
 
 def make_optimizers(model: SketchModel, disc: nn.Module, cfg: TrainConfig) -> tuple[torch.optim.Adam, torch.optim.Adam]:
@@ -167,9 +167,9 @@ class ZoomWindows:
         return loss
 
 
-def zoom_windows(photo: torch.Tensor, sketch: torch.Tensor, zooms: tuple[float, float] = (1.5, 3.0)) -> ZoomWindows:
-    """A random square window of each pair, of side S / zoom for one zoom per batch drawn from zooms (convert
-    draws photos at 1 to 3x the model's learned scale); the photo's window enlarged back to S (bicubic)."""
+def zoom_windows(photo: torch.Tensor, sketch: torch.Tensor, zooms: tuple[float, float] = (1.5, 4.0)) -> ZoomWindows:
+    """A random square window of each pair, of side S / zoom for one zoom per batch drawn from zooms (a phone's
+    face is 1 to 4x the one the model learned); the photo's window enlarged back to S (bicubic)."""
     s = photo.shape[-1]
     w = round(s / random.uniform(*zooms))
     tops = [random.randint(0, photo.shape[-2] - w) for _ in photo]
