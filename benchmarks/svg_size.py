@@ -6,8 +6,8 @@ run it by hand and paste the table (needs pip install -e '.[svg]' resvg-py).
 
 For each style and photo width: the example photos drawn by the shipped model (convert's defaults), saved as PNG
 and as SVG; the SVG drawn back by resvg at the photo's size. Ink IoU: the overlap of the two sketches' ink
-(darkness >= 0.4), worst and mean over the photos; bytes per megapixel of the SVG and of the PNG; seconds to
-trace one sketch.
+(darkness >= 0.4), worst and mean over the photos where either has ink (how many in brackets); bytes per
+megapixel of the SVG and of the PNG; seconds to trace one sketch.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ def main():
     torch.set_num_threads(2)
     sketcher = Sketcher.from_pretrained(device="cpu")
     photos = [Image.open(p).convert("RGB") for p in sorted((ROOT / "examples" / "photos").glob("*.jpg"))]
-    print("| style | photo width | ink IoU worst / mean | SVG KB/MP | PNG KB/MP | trace s |")
+    print("| style | photo width | ink IoU worst / mean (photos with ink) | SVG KB/MP | PNG KB/MP | trace s |")
     print("| --- | --- | --- | --- | --- | --- |")
     for width in args.widths:
         scaled = [p if not width else p.resize((width, round(p.height * width / p.width)), Image.BICUBIC)
@@ -55,11 +55,13 @@ def main():
                 png = encode(sketch, "png")
                 drawn = darkness(Image.open(io.BytesIO(bytes(resvg_py.svg_to_bytes(svg_string=svg.decode())))))
                 a, b = darkness(sketch) >= INK, drawn >= INK
-                ious.append((a & b).sum() / max((a | b).sum(), 1))
+                if (a | b).any():  # a sketch with no ink in PNG or SVG has nothing to overlap: left out, not 0
+                    ious.append((a & b).sum() / (a | b).sum())
                 svg_bytes, png_bytes = svg_bytes + len(svg), png_bytes + len(png)
                 pixels += sketch.width * sketch.height
             mp = pixels / 1e6
-            print(f"| {style} | {scaled[0].width} | {min(ious):.2f} / {np.mean(ious):.2f} | {svg_bytes / mp / 1e3:.0f} "
+            iou = f"{min(ious):.2f} / {np.mean(ious):.2f}" if ious else "no ink"
+            print(f"| {style} | {scaled[0].width} | {iou} ({len(ious)}) | {svg_bytes / mp / 1e3:.0f} "
                   f"| {png_bytes / mp / 1e3:.0f} | {np.mean(seconds):.2f} |")
 
 
