@@ -119,6 +119,23 @@ def test_training_samples_as_sample_does():
         assert len(sketcher._noise(x.shape, seed=5)) == 4 and all(e.abs().sum() > 0 for e in eps)  # every scale
 
 
+def test_the_zoom_windows_are_drawn_as_convert_draws_them():
+    # convert draws large photos at t = 0, so the zoom term's windows are mean sketches even where training
+    # samples at t = 1: the same windows give the same drawing twice, and that drawing is model(..., t = 0)
+    from sketchify.step import GeneratorForward
+
+    model = lively(SketchModel(tiny_config(sample_temperature=1.0))).eval()
+    sketcher = Sketcher(model)
+    x = sketcher.prepare(photo(1, (32, 32)))[None]
+    style = torch.tensor([model.config.style_index(None)])
+    with torch.no_grad():
+        fakes, _, first = GeneratorForward(model)(x, style, x)
+        _, _, again = GeneratorForward(model)(x, style, x)
+        mean = model(x, style, temperature=0.0)
+    assert (fakes[0] - fakes[1]).abs().mean() > 0.005  # the samples beside them do vary
+    assert torch.equal(first, again) and torch.allclose(first, mean, atol=1e-5)
+
+
 def test_styles_change_the_sketch_and_unknown_style_is_an_error():
     sketcher = Sketcher(lively(SketchModel(tiny_config())))
     img = photo(2, (32, 32))
