@@ -30,8 +30,9 @@ LOSS_WEIGHTS = {
     # the feature discriminator (frozen ST-LPIPS AlexNet features, trained heads): whether a sketch looks drawn
     "adv_features": 0.2,
     "div": 1.0,  # diversity hinge: two samples of one photo should differ where the reference draws
-    # ST-LPIPS between two samples (and the perceptual term on both). Off: at 1.0 it bought diversity as speckle,
-    # and the mean latent drew a washed-out sketch (the model card has the numbers)
+    # ST-LPIPS between two samples (and the perceptual term on both), compared shrunk (sample_diversity_pool). Off:
+    # at 1.0, compared at full size, it bought diversity as speckle, and the mean latent drew a washed-out sketch
+    # (the model card has the numbers)
     "sample_div": 0.0,
     # likeness when drawing larger than the faces it learned: a window of the photo enlarged 1.5-4x, drawn as
     # `convert` draws (t = 0), scaled back and compared with the artist's drawing of that window (perceptual + tone)
@@ -197,6 +198,8 @@ class TrainConfig(JsonConfig):
     # sample loses to a blank page
     style_diversity_margin: dict[str, float] = field(default_factory=dict)
     sample_diversity_margin: float = 0.15  # wanted ST-LPIPS between two samples of one photo (sample_div)
+    # ...measured on both samples shrunk by this factor: variety in strokes and shading, not in pixel grain
+    sample_diversity_pool: int = 2
     # the KL weight of each latent scale (by stride) times kl: more on the coarse ones keeps their sigma large
     # enough that samples at temperature 1 differ in hair, shading and line weight
     kl_scales: dict[str, float] = field(default_factory=lambda: {"2": 1.0, "4": 1.0, "8": 1.0, "16": 1.0})
@@ -233,6 +236,11 @@ class TrainConfig(JsonConfig):
              f"load_size ({self.load_size}) should be at least image_size ({self.image_size})"),
             (min(self.batch_size, self.epochs) < 1 or self.batch_size > 4096,
              "batch_size (up to 4096) and epochs should be at least 1"),
+            (self.sample_diversity_pool not in (1, 2, 4),
+             f"sample_diversity_pool should be 1, 2 or 4, got {self.sample_diversity_pool}"),
+            (self.loss_weights.get("sample_div", 0) > 0 and self.image_size // self.sample_diversity_pool < 32,
+             f"sample_diversity_pool {self.sample_diversity_pool} shrinks the {self.image_size} px training crop "
+             f"below the 32 px the perceptual network needs; lower it or raise image_size"),
             (not (0 <= self.backbone_lr <= 1), f"backbone_lr should be in [0, 1], got {self.backbone_lr}"),
             (not (0 < self.lr < 1), f"lr should be between 0 and 1, got {self.lr}"),
             (not (0 <= self.val_fraction < 1), f"val_fraction should be in [0, 1), got {self.val_fraction}"),

@@ -39,14 +39,17 @@ class PerceptualLoss(nn.Module):
             targets = self.lpips.features(real)
         return self.lpips.distance(self.lpips.features(fake), targets).mean()
 
-    def samples(self, fakes: torch.Tensor, real: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Two samples of each photo, stacked [first; second] (2N), against the N references, in one pass: the mean
-        distance of every sample to its reference, and the distance between the two samples of each photo (N,)."""
+    def samples(self, fakes: torch.Tensor, real: torch.Tensor, pool: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+        """Two samples of each photo, stacked [first; second] (2N), against the N references: the mean distance of
+        every sample to its reference, and the distance between the two samples of each photo (N,), measured on
+        both shrunk by `pool` (area). Shrunk, grain a pixel or two wide averages out, so that two samples can only
+        be told apart by where and how strongly they draw: at full size, speckle was the cheapest way to differ."""
         n = len(real)
         with torch.no_grad():
             targets = [t.repeat(2, 1, 1, 1) for t in self.lpips.features(real)]
         feats = self.lpips.features(fakes)
-        between = self.lpips.distance([f[:n] for f in feats], [f[n:] for f in feats])
+        seen = feats if pool == 1 else self.lpips.features(F.avg_pool2d(fakes, pool))
+        between = self.lpips.distance([f[:n] for f in seen], [f[n:] for f in seen])
         return self.lpips.distance(feats, targets).mean(), between
 
 

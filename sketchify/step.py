@@ -118,7 +118,7 @@ def train_step(g_step, d_step, opt_g, opt_d, batch: Batch, cfg: TrainConfig, *, 
         terms["adv_features"] = gan.levels(disc.features(fake_features, judged_style), True)
     if perceptual is not None and weights["sample_div"]:
         # both samples must look like the artist's drawing, and differ from each other as a person sees it
-        terms["perceptual"], between = perceptual.samples(fakes, sketch)
+        terms["perceptual"], between = perceptual.samples(samples, sketch, cfg.sample_diversity_pool)
         terms["sample_div"] = F.relu(cfg.sample_diversity_margin - between).mean()
     elif perceptual is not None and weights["perceptual"]:
         terms["perceptual"] = perceptual(fake1, sketch)

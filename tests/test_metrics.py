@@ -147,3 +147,24 @@ def test_the_sample_terms_score_both_samples_and_the_gap_between_them():
     torch.testing.assert_close(between, judge(fakes[:2], fakes[2:]))
     between.sum().backward()  # the diversity term moves both samples
     assert fakes.grad[:2].abs().sum() > 0 and fakes.grad[2:].abs().sum() > 0
+
+
+@needs_stlpips
+def test_the_gap_between_samples_can_be_measured_shrunk_so_grain_does_not_count():
+    from sketchify.losses import PerceptualLoss
+    from sketchify.perceptual import STLPIPS
+
+    torch.manual_seed(0)
+    stroke = torch.ones(1, 1, 64, 64)
+    stroke[..., 20:44, 30:34] = 0.0
+    grainy = (stroke + (torch.rand(1, 1, 64, 64) * 2 - 1) * 0.2).clamp(0, 1)  # the same drawing, 1-pixel grain
+    more = stroke.clone()
+    more[..., 10:14, 10:50] = 0.0  # the same drawing and one more stroke
+    samples = torch.cat([stroke, stroke, grainy, more])  # [first; second]: (stroke, grainy), (stroke, more)
+    loss = PerceptualLoss("alex")
+    _, full = loss.samples(samples, stroke.repeat(2, 1, 1, 1))
+    _, shrunk = loss.samples(samples, stroke.repeat(2, 1, 1, 1), pool=2)
+    pooled = torch.nn.functional.avg_pool2d(samples, 2)
+    torch.testing.assert_close(shrunk, STLPIPS("alex")(pooled[:2], pooled[2:]))
+    assert full[0] > full[1]  # at full size, grain is the larger difference
+    assert shrunk[0] < 0.25 * shrunk[1]  # shrunk, the stroke is

@@ -100,7 +100,8 @@ def test_train_writes_a_run_folder_that_convert_uses(pair_dir, photo_dir, tmp_pa
 def test_set_and_config_are_validated_before_any_work(pair_dir, tmp_path):
     for bad, says in [("epochs=x", "not a valid int"), ("lr=-1", "lr should be"), ("depth=3", "KEY one of"),
                       ("loss_weights.sharpness=1", "unknown loss 'sharpness'"), ("image_size=30", "multiple of 16"),
-                      ("style_diversity_margin.crayon=0.1", "crayon")]:
+                      ("style_diversity_margin.crayon=0.1", "crayon"),
+                      ("loss_weights.sample_div=1", "shrinks the 32 px training crop")]:
         result = train_cli(pair_dir, tmp_path / "run", "--set", bad)
         assert result.code == 2 and says in result.text, (bad, result.text)
         assert not (tmp_path / "run").exists()
@@ -237,7 +238,8 @@ def test_the_sample_diversity_term_pushes_two_samples_apart(pair_dir):
 
     torch.manual_seed(0)
     only = {k: 0.0 for k in tiny_training().loss_weights}
-    shape, cfg = tiny_config(), tiny_training(loss_weights={**only, "sample_div": 1.0}, sample_diversity_margin=1.0)
+    shape, cfg = tiny_config(), tiny_training(loss_weights={**only, "sample_div": 1.0}, sample_diversity_margin=1.0,
+                                              sample_diversity_pool=1)
     batch = collate([dataset(find_pairs(pair_dir, shape), cfg, augment=False)[i] for i in range(4)])
     disc = Discriminator(shape, feature_channels=NETS["alex"][1])
     torch.manual_seed(0)  # the model and its noise as before the discriminator grew a second judge
@@ -249,6 +251,21 @@ def test_the_sample_diversity_term_pushes_two_samples_apart(pair_dir):
     assert {"perceptual", "sample_div"} <= set(steps[0])  # both samples scored against the reference
     divs = [s["sample_div"] for s in steps]
     assert sum(divs[-5:]) / 5 < divs[0] - 0.05, divs
+
+
+def test_the_sample_diversity_term_trains_beside_the_mean_sketch(pair_dir):
+    pytest.importorskip("stlpips_pytorch")
+    from sketchify.losses import PerceptualLoss
+
+    only = {k: 0.0 for k in tiny_training().loss_weights}
+    shape = tiny_config()
+    cfg = tiny_training(loss_weights={**only, "sample_div": 1.0, "mean": 1.0}, sample_diversity_pool=1)
+    batch = collate([dataset(find_pairs(pair_dir, shape), cfg, augment=False)[i] for i in range(2)])
+    model, disc = SketchModel(shape), Discriminator(shape, feature_channels=NETS["alex"][1])
+    opt_g, opt_d = torch.optim.Adam(model.parameters()), torch.optim.Adam(disc.parameters())
+    terms = train_step(GeneratorForward(model), disc, opt_g, opt_d, batch, cfg, styles=shape.styles,
+                       perceptual=PerceptualLoss("alex"))
+    assert {"perceptual", "sample_div", "mean"} <= set(terms)  # the two samples apart, the mean sketch its own term
 
 
 def test_the_feature_discriminator_learns_to_tell_drawings_from_generated_sketches(pair_dir):
