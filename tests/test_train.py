@@ -21,15 +21,16 @@ def dataset(pairs, cfg, augment):
     return SketchDataset(pairs, load_size=cfg.load_size, image_size=cfg.image_size, augment=augment)
 
 
-def steps_on_one_batch(pair_dir, cfg, n: int):
-    """n training steps of a fresh small model on the same 8 pairs: each step's losses, and the model's parts."""
+def steps_on_one_batch(pair_dir, cfg, n: int, **judges):
+    """n training steps of a fresh small model on the same 8 pairs: each step's losses, and the model's parts.
+    judges: train_step's perceptual and trunk networks, for the terms that need them."""
     torch.manual_seed(0)
     shape = tiny_config(widths=(8, 8, 8, 16, 16))
     batch = collate([dataset(find_pairs(pair_dir, shape), cfg, augment=False)[i] for i in range(8)])
     model, disc = SketchModel(shape), Discriminator(shape, feature_channels=NETS["alex"][1])
     opt_g = torch.optim.Adam(model.parameters(), lr=2e-3)
     opt_d = torch.optim.Adam(disc.parameters(), lr=2e-3)
-    step = lambda c: train_step(GeneratorForward(model), disc, opt_g, opt_d, batch, c, styles=shape.styles)
+    step = lambda c: train_step(GeneratorForward(model), disc, opt_g, opt_d, batch, c, styles=shape.styles, **judges)
     return [step(cfg) for _ in range(n)], step
 
 
@@ -258,13 +259,8 @@ def test_the_sample_diversity_term_trains_beside_the_mean_sketch(pair_dir):
     from sketchify.losses import PerceptualLoss
 
     only = {k: 0.0 for k in tiny_training().loss_weights}
-    shape = tiny_config()
     cfg = tiny_training(loss_weights={**only, "sample_div": 1.0, "mean": 1.0}, sample_diversity_pool=1)
-    batch = collate([dataset(find_pairs(pair_dir, shape), cfg, augment=False)[i] for i in range(2)])
-    model, disc = SketchModel(shape), Discriminator(shape, feature_channels=NETS["alex"][1])
-    opt_g, opt_d = torch.optim.Adam(model.parameters()), torch.optim.Adam(disc.parameters())
-    terms = train_step(GeneratorForward(model), disc, opt_g, opt_d, batch, cfg, styles=shape.styles,
-                       perceptual=PerceptualLoss("alex"))
+    (terms,), _ = steps_on_one_batch(pair_dir, cfg, 1, perceptual=PerceptualLoss("alex"))
     assert {"perceptual", "sample_div", "mean"} <= set(terms)  # the two samples apart, the mean sketch its own term
 
 
